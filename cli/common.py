@@ -1,0 +1,53 @@
+"""How every command reports problems: one line on stderr and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from dreamer_data.errors import DreamerDataError
+
+stderr = Console(stderr=True)
+EXIT_FAILED_EPISODES = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def report_errors(program: str) -> Callable:
+    """Decorator for command functions: known errors → one line; others → one line unless --debug."""
+
+    def decorate(command: Callable) -> Callable:
+        @functools.wraps(command)
+        def run(*args, **kwargs):
+            debug = kwargs.get("debug", False)
+            try:
+                return command(*args, **kwargs)
+            except DreamerDataError as error:
+                if debug:
+                    raise
+                stderr.print(f"[red]{program}: error:[/] {error}", highlight=False, soft_wrap=True)
+                sys.exit(EXIT_USAGE)
+            except KeyboardInterrupt:
+                stderr.print(f"[yellow]{program}: interrupted[/]; finished work is saved, rerun the same "
+                             f"command to resume", highlight=False)
+                sys.exit(EXIT_INTERRUPTED)
+            except (OSError, ValueError, RuntimeError) as error:
+                if debug:
+                    raise
+                stderr.print(f"[red]{program}: error:[/] {type(error).__name__}: {error} (rerun with --debug "
+                             f"for a traceback)", highlight=False, soft_wrap=True)
+                sys.exit(EXIT_USAGE)
+
+        return run
+
+    return decorate
+
+
+def progress_bar(transient: bool = False) -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=stderr, transient=transient)

@@ -1,0 +1,212 @@
+"""``dreamer-data``: ingest raw episodes into stores, merge parts, inspect and verify stores."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dreamer_data.errors import DreamerDataError
+from dreamer_data.ingest import IngestPlan, ingest
+from dreamer_data.recipes import load_recipe, parse_resolution
+from dreamer_data.sources import SOURCES, ReadOptions, source_class
+from dreamer_data.store.merge import merge_stores
+from dreamer_data.store.reader import StoreReader
+from dreamer_data.store.summary import summarize
+from dreamer_data.store.verify import verify_store
+from dreamer_data.store.wds import DEFAULT_CLIP_LENGTH, export_shards
+from dreamer_data.store.location import StoreLocation
+from dreamer_data.store.manifest import save_manifest
+
+from .common import EXIT_FAILED_EPISODES, progress_bar, report_errors, stderr
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Turn raw gameplay episodes into verified zarr / webdataset training stores.")
+stdout = Console()
+
+SourceKind = Enum("SourceKind", {kind: kind for kind in SOURCES}, type=str)
+
+
+class StoreFormat(str, Enum):
+    zarr = "zarr"
+    wds = "wds"
+    both = "both"
+
+
+def parse_part(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise DreamerDataError(f"--part must look like I/N (e.g. 0/3), got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise DreamerDataError(f"--part {text}: need 0 <= I < N")
+    return index, count
+
+
+@app.command("ingest")
+@report_errors("dreamer-data ingest")
+def ingest_command(
+    kind: SourceKind = typer.Argument(..., help="Source kind."),
+    src: Optional[str] = typer.Argument(None, help="Folder, fsspec URL, or index file of raw episodes."),
+    out: str = typer.Option(..., "--out", help="Store to write (local dir or fsspec URL); rerun to resume."),
+    manifest: Optional[str] = typer.Option(None, "--manifest", help="Dataset recipe (manifests/*.json)."),
+    resolution: Optional[str] = typer.Option(None, help="Stored frame size HxW, e.g. 64x64 (area resize)."),
+    workers: int = typer.Option(1, min=1, help="Decoding processes."),
+    threads: int = typer.Option(1, min=1, help="Decoder threads per worker."),
+    part: str = typer.Option("0/1", help="Take slice I of N of the episodes (SLURM/K8s array jobs)."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Only the first N episodes of the source order."),
+    format: Optional[StoreFormat] = typer.Option(None, "--format", help="zarr, or also webdataset shards."),
+    backend: Optional[str] = typer.Option(None, help="Video decoder: pyav (default) or decord."),
+    length_tolerance: Optional[int] = typer.Option(None, min=0, help="Frames video and actions may differ."),
+    chunk_frames: Optional[int] = typer.Option(None, min=1, help="Frames per zarr chunk (default 64)."),
+    clip_length: Optional[int] = typer.Option(None, min=1, help="Frames per webdataset clip (default 64)."),
+    compression_level: int = typer.Option(3, min=1, max=22, help="zstd level for the zarr chunks."),
+    staging: Optional[str] = typer.Option(None, help="Local scratch dir for staged episodes."),
+    debug: bool = typer.Option(False, help="Show tracebacks."),
+) -> None:
+    """Ingest raw episodes into a store (resumable; failed episodes are listed and exit status is 1)."""
+    recipe = load_recipe(manifest) if manifest else None
+    if recipe and recipe.kind != kind.value:
+        raise DreamerDataError(f"{manifest}: recipe is for {recipe.kind!r}, not {kind.value!r}")
+    src = src or (recipe.location if recipe else None)
+    if src is None:
+        raise DreamerDataError("give SRC or --manifest RECIPE")
+
+    def pick(flag, recipe_value, default):
+        return flag if flag is not None else (recipe_value if recipe else default)
+
+    options = ReadOptions(
+        resolution=parse_resolution(resolution, "--resolution") if resolution else (recipe.resolution if recipe else None),
+        video_backend=pick(backend, recipe and recipe.video_backend, "pyav"),
+        decode_threads=threads,
+        length_tolerance=pick(length_tolerance, recipe and recipe.length_tolerance, 2),
+        frame_chunk_rows=pick(chunk_frames, recipe and recipe.chunk_frames, 64),
+    )
+    store_format = (format.value if format else (recipe.format if recipe else "zarr"))
+    plan = IngestPlan(part=parse_part(part), limit=pick(limit, recipe and recipe.limit, None), workers=workers,
+                      compression_level=compression_level, staging=staging,
+                      recipe=recipe.raw if recipe else None)
+    source = source_class(kind.value)(src, options)
+
+    with progress_bar() as bar:
+        task = bar.add_task(f"ingest {kind.value}", total=None, detail="listing episodes")
+        failures: list[str] = []
+
+        def progress(event: str, done: int, frames: int) -> None:
+            if event == "start":
+                bar.update(task, completed=done, detail=f"{frames} frames")
+            elif event == "episode":
+                bar.update(task, completed=done, detail=f"{frames} frames")
+
+        report = ingest(source, out, plan, progress=lambda e, d, f: (bar.update(task, total=None), progress(e, d, f)))
+        bar.update(task, total=report.planned, completed=report.planned)
+        for failure in report.failed:
+            failures.append(f"failed: {failure['file']}: {failure['reason']}")
+    for line in failures:
+        stderr.print(line, highlight=False, soft_wrap=True, markup=False)
+
+    if store_format in ("wds", "both"):
+        reader = StoreReader(out)
+        reader.manifest["wds"] = export_shards(reader, clip_length=pick(clip_length, recipe and recipe.clip_length,
+                                                                        DEFAULT_CLIP_LENGTH))
+        save_manifest(StoreLocation(out), reader.manifest)
+    stderr.print(f"{out}: {report.ingested} episodes ingested ({report.frames} frames), {report.skipped} already "
+                 f"there, {len(report.failed)} failed", highlight=False)
+    if report.failed:
+        sys.exit(EXIT_FAILED_EPISODES)
+
+
+@app.command("merge")
+@report_errors("dreamer-data merge")
+def merge_command(
+    parts: list[str] = typer.Argument(..., help="Part stores written with --part I/N."),
+    out: str = typer.Option(..., "--out", help="Merged store (rerun to resume)."),
+    debug: bool = typer.Option(False, help="Show tracebacks."),
+) -> None:
+    """Join part stores into one, in source order."""
+    with progress_bar() as bar:
+        task = bar.add_task("merge", total=None, detail="")
+        manifest = merge_stores(parts, out, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    first = StoreReader(parts[0]).manifest.get("wds")
+    if first:
+        reader = StoreReader(out)
+        reader.manifest["wds"] = export_shards(reader, clip_length=first["clip_length"])
+        save_manifest(StoreLocation(out), reader.manifest)
+    stderr.print(f"{out}: {manifest['totals']['episodes']} episodes, {manifest['totals']['frames']} frames "
+                 f"from {len(parts)} parts", highlight=False)
+
+
+def _human_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return str(n)
+
+
+@app.command("inspect")
+@report_errors("dreamer-data inspect")
+def inspect_command(
+    store: str = typer.Argument(..., help="Store path or URL."),
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON (for scripts)."),
+    debug: bool = typer.Option(False, help="Show tracebacks."),
+) -> None:
+    """Show what a store holds."""
+    reader = StoreReader(store)
+    if as_json:
+        sys.stdout.write(json.dumps(reader.manifest, indent=1) + "\n")
+        return
+    summary = summarize(reader)
+    table = Table(title=f"store {store}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    rows = [
+        ("source", summary["source"]),
+        ("episodes", f"{summary['episodes']} ({summary['failed']} failed)"),
+        ("frames", f"{summary['frames']:,}"),
+        ("hours", f"{summary['hours']:.3f}" if summary["hours"] is not None else "-"),
+        ("resolution", f"{summary['resolution']} @ {summary['fps']} fps"),
+        ("actions", ", ".join(f"{k}: {v}" for k, v in summary["actions"].items())),
+        ("fields", ", ".join(summary["fields"])),
+        ("bytes on disk", _human_bytes(summary["bytes_on_disk"])),
+        ("bytes / frame", _human_bytes(summary["bytes_per_frame"])),
+        ("compression", f"{summary['compression_ratio']:.1f}x (zstd)" if summary["compression_ratio"] else "-"),
+        ("wds shards", str(summary["wds_shards"])),
+        ("latents", json.dumps(summary["latents"]) if summary["latents"] else "none (run dreamer-data tokenize)"),
+    ]
+    if "returns" in summary:
+        r = summary["returns"]
+        rows.append(("return", f"{r['mean']:.2f} ± {r['std']:.2f} (min {r['min']:.2f}, max {r['max']:.2f}), "
+                               f"mean length {r['mean_length']:.0f}"))
+    for key, value in rows:
+        table.add_row(key, value)
+    stdout.print(table)
+
+
+@app.command("verify")
+@report_errors("dreamer-data verify")
+def verify_command(
+    store: str = typer.Argument(..., help="Store path or URL."),
+    debug: bool = typer.Option(False, help="Show tracebacks."),
+) -> None:
+    """Re-read everything and check every count and checksum (exit 1 on any mismatch)."""
+    with progress_bar(transient=True) as bar:
+        task = bar.add_task("verify", total=None, detail="")
+        problems = verify_store(store, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    for problem in problems:
+        stderr.print(f"verify: {problem}", highlight=False, soft_wrap=True, markup=False)
+    if problems:
+        stderr.print(f"{store}: {len(problems)} problem(s)", highlight=False)
+        sys.exit(1)
+    stderr.print(f"{store}: ok", highlight=False)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,182 @@
+"""ingest: raw episodes → store. Workers decode and stage; one committer appends in source order.
+
+Resumable: episodes already in the manifest are skipped, complete staged episodes left by a killed
+run are committed without decoding again, and failed episodes are retried.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+import tempfile
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from hashlib import sha1
+from pathlib import Path
+from typing import Callable
+
+from .errors import DreamerDataError, EpisodeError
+from .store.location import StoreLocation
+from .store.manifest import new_manifest
+from .store.staging import EpisodeStager, StagedEpisode, find_staged
+from .store.writer import StoreWriter
+from .sources.base import EpisodeRef, Source
+
+
+@dataclass(frozen=True)
+class IngestPlan:
+    """Which slice of the source this run writes, and how."""
+
+    part: tuple[int, int] = (0, 1)  # (index, count): this run takes episodes index, index+count, …
+    limit: int | None = None  # first N episodes of the source order (before splitting into parts)
+    workers: int = 1
+    compression_level: int = 3
+    staging: str | None = None  # local scratch directory; default: inside a local store, else tmp
+    recipe: dict | None = None  # the dataset recipe this run follows, recorded in the manifest
+
+
+@dataclass
+class IngestReport:
+    store: str
+    planned: int = 0
+    skipped: int = 0
+    ingested: int = 0
+    frames: int = 0
+    failed: list[dict] = field(default_factory=list)
+
+
+Progress = Callable[[str, int, int], None]  # (event, episodes done, frames written)
+
+
+def select_episodes(refs: list[EpisodeRef], plan: IngestPlan) -> list[EpisodeRef]:
+    index, count = plan.part
+    if not 0 <= index < count:
+        raise DreamerDataError(f"--part {index}/{count}: index must be in [0, {count})")
+    refs = refs[: plan.limit] if plan.limit is not None else refs
+    return refs[index::count]
+
+
+def staging_root(location: StoreLocation, plan: IngestPlan) -> Path:
+    if plan.staging:
+        return Path(plan.staging)
+    if location.local_path is not None:
+        return location.local_path / ".staging"
+    return Path(tempfile.gettempdir()) / "dreamer-staging" / sha1(location.root.encode()).hexdigest()[:16]
+
+
+def stage_episode(source: Source, ref: EpisodeRef, root: str, source_index: int) -> tuple[str, str | None, str | None]:
+    """Worker body: decode one episode into staging. Returns (id, failed file, reason)."""
+    stager = EpisodeStager(Path(root), ref.id, source.fields(), ref.main_file)
+    try:
+        notes = source.read_episode(ref, stager.append)
+        stager.finish(ref.main_file, source_index, notes)
+        return ref.id, None, None
+    except EpisodeError as error:
+        stager.abort()
+        return ref.id, error.file, error.reason
+    except MemoryError:
+        stager.abort()
+        return ref.id, ref.main_file, "out of memory while reading"
+    except BaseException:
+        stager.abort()
+        raise
+
+
+def build_manifest_template(source: Source, plan: IngestPlan) -> dict:
+    fields = source.fields()
+    return new_manifest(
+        source={"kind": source.kind, "uri": source.src, "settings": source.settings(), "recipe": plan.recipe},
+        observation=source.observation_spec(), actions=source.action_spec(), fields=fields,
+        rewards_present=source.rewards_present,
+        extra={"part": {"index": plan.part[0], "count": plan.part[1], "limit": plan.limit}},
+    )
+
+
+def ingest(source: Source, out: str, plan: IngestPlan, progress: Progress | None = None) -> IngestReport:
+    """Write (or resume) the store at ``out`` from ``source``; returns what happened."""
+    progress = progress or (lambda event, done, frames: None)
+    location = StoreLocation(out)
+    all_refs = source.list_episodes()
+    source_index = {ref.id: index for index, ref in enumerate(all_refs)}
+    if len(source_index) != len(all_refs):
+        raise DreamerDataError(f"{source.src}: two episodes map to the same id; rename one of them")
+    refs = select_episodes(all_refs, plan)
+    writer = StoreWriter(location, build_manifest_template(source, plan), plan.compression_level)
+    root = staging_root(location, plan)
+    root.mkdir(parents=True, exist_ok=True)
+    report = IngestReport(store=out, planned=len(refs))
+    todo = [ref for ref in refs if ref.id not in writer.committed_ids]
+    report.skipped = len(refs) - len(todo)
+    progress("start", report.skipped, writer.total)
+
+    def finished(ref: EpisodeRef, failure: tuple[str | None, str | None]) -> None:
+        file, reason = failure
+        if reason is None:
+            staged = find_staged(root, ref.id, source.fields())
+            if staged is None:
+                raise DreamerDataError(f"{root}: staged episode {ref.id} vanished before commit")
+            writer.commit(staged)
+            report.ingested += 1
+            report.frames += staged.length
+        else:
+            writer.record_failure(ref.id, file, reason)
+            report.failed.append({"id": ref.id, "file": file, "reason": reason})
+            progress("failed", report.skipped + report.ingested, writer.total)
+        progress("episode", report.skipped + report.ingested + len(report.failed), writer.total)
+
+    try:
+        _run_in_order(source, todo, source_index, root, plan.workers, finished)
+    finally:
+        writer.flush()
+        if not any(root.iterdir()):
+            shutil.rmtree(root, ignore_errors=True)
+    return report
+
+
+def _run_in_order(source: Source, todo: list[EpisodeRef], source_index: dict[str, int], root: Path, workers: int,
+                  finished: Callable[[EpisodeRef, tuple[str | None, str | None]], None]) -> None:
+    """Stage episodes on ``workers`` processes; hand them to ``finished`` strictly in list order."""
+    def reuse(ref: EpisodeRef) -> StagedEpisode | None:
+        return find_staged(root, ref.id, source.fields())
+
+    if workers <= 1:
+        for ref in todo:
+            if reuse(ref) is None:
+                _, file, reason = stage_episode(source, ref, str(root), source_index[ref.id])
+                finished(ref, (file, reason))
+            else:
+                finished(ref, (None, None))
+        return
+
+    context = multiprocessing.get_context("forkserver" if "://" not in source.src else "spawn")
+    max_ahead = 4 * workers  # bounds staging disk use when the head-of-line episode is slow
+    results: dict[int, tuple[str | None, str | None]] = {}
+    running: dict[Future, int] = {}
+    next_submit = next_commit = 0
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        try:
+            while next_commit < len(todo):
+                while next_submit < len(todo) and next_submit < next_commit + max_ahead:
+                    ref = todo[next_submit]
+                    if reuse(ref) is not None:
+                        results[next_submit] = (None, None)
+                    else:
+                        future = pool.submit(stage_episode, source, ref, str(root), source_index[ref.id])
+                        running[future] = next_submit
+                    next_submit += 1
+                while next_commit in results:
+                    finished(todo[next_commit], results.pop(next_commit))
+                    next_commit += 1
+                if running and next_commit < len(todo) and next_commit not in results:
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        _, file, reason = future.result()
+                        results[running.pop(future)] = (file, reason)
+        except BrokenProcessPool:
+            raise DreamerDataError("a worker process died (killed, or out of memory); "
+                                   "rerun the same command to resume") from None
+        except BaseException:
+            for future in running:
+                future.cancel()
+            raise

@@ -1,0 +1,45 @@
+"""What one per-frame array of a store looks like: name, dtype, per-row shape, chunking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """A per-frame field stored at ``data/<name>`` with shape (N, *shape)."""
+
+    name: str  # e.g. "frames", "actions/buttons", "rewards"
+    dtype: str
+    shape: tuple[int, ...] = ()
+    chunk_rows: int = 1024  # rows per zarr chunk along time
+
+    @property
+    def path(self) -> str:
+        return f"data/{self.name}"
+
+    @property
+    def file_stem(self) -> str:
+        """Name safe to use as one path component (staging files)."""
+        return self.name.replace("/", "__")
+
+    def check(self, array: np.ndarray, file: str) -> np.ndarray:
+        """Return ``array`` if it fits this field (casting only value-preserving dtypes), else raise."""
+        from ..errors import EpisodeError
+
+        if tuple(array.shape[1:]) != self.shape:
+            raise EpisodeError(file, f"{self.name} has per-frame shape {tuple(array.shape[1:])}, expected {self.shape}")
+        if array.dtype != np.dtype(self.dtype):
+            if not np.can_cast(array.dtype, self.dtype, casting="same_kind"):
+                raise EpisodeError(file, f"{self.name} has dtype {array.dtype}, expected {self.dtype}")
+            array = array.astype(self.dtype)
+        return np.ascontiguousarray(array)
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "dtype": self.dtype, "shape": list(self.shape), "chunk_rows": self.chunk_rows}
+
+    @classmethod
+    def from_json(cls, name: str, data: dict) -> "FieldSpec":
+        return cls(name=name, dtype=data["dtype"], shape=tuple(data["shape"]), chunk_rows=data["chunk_rows"])

@@ -1,0 +1,80 @@
+"""Where a store lives: a local directory or any fsspec URL, with atomic small-file writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import fsspec
+import zarr
+from fsspec.core import url_to_fs
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def is_url(path: str) -> bool:
+    return "://" in str(path)
+
+
+class StoreLocation:
+    """A store root. Local paths get real temp-file + rename atomicity; object stores are atomic per put."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = str(root)
+        self.is_local = not is_url(self.root) or self.root.startswith("file://")
+        self.local_path = Path(self.root.removeprefix("file://")) if self.is_local else None
+        self.fs, self.fs_root = url_to_fs(self.root)
+
+    def __repr__(self) -> str:
+        return f"StoreLocation({self.root!r})"
+
+    def child(self, name: str) -> str:
+        return f"{self.fs_root.rstrip('/')}/{name}"
+
+    def exists(self, name: str = "") -> bool:
+        return self.fs.exists(self.child(name) if name else self.fs_root)
+
+    def read_bytes(self, name: str) -> bytes:
+        return self.fs.cat_file(self.child(name))
+
+    def write_bytes_atomic(self, name: str, data: bytes) -> None:
+        if self.local_path is not None:
+            target = self.local_path / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            try:
+                os.fchmod(fd, 0o666 & ~_umask())
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        else:
+            self.fs.pipe_file(self.child(name), data)
+
+    def remove(self, name: str, recursive: bool = False) -> None:
+        path = self.child(name)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=recursive)
+
+    def bytes_on_disk(self, prefix: str = "") -> int:
+        root = self.child(prefix) if prefix else self.fs_root
+        if not self.fs.exists(root):
+            return 0
+        return int(sum(info.get("size", 0) or 0 for info in self.fs.find(root, detail=True).values()))
+
+    def zarr_store(self, read_only: bool) -> zarr.abc.store.Store:
+        if self.local_path is not None:
+            return zarr.storage.LocalStore(self.local_path, read_only=read_only)
+        return zarr.storage.FsspecStore.from_url(self.root, read_only=read_only)
+
+    def open_file(self, name: str, mode: str = "rb"):
+        return fsspec.open(self.child(name) if not self.is_local else str(self.local_path / name), mode)

@@ -1,0 +1,122 @@
+"""Episodes are staged whole on local disk before they enter the store.
+
+A worker streams rows into ``.tmp-<key>/`` and renames it to ``<key>/`` only when the episode is
+complete, so a killed worker leaves nothing that looks finished. The committer (one process) then
+appends staged episodes to the store in a fixed order, which keeps the store reproducible no
+matter which worker finishes first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..errors import EpisodeError
+from .fields import FieldSpec
+
+EPISODE_INFO = "episode.json"
+
+
+def staging_key(episode_id: str) -> str:
+    """A directory name for an episode id (ids may hold '/')."""
+    return hashlib.sha1(episode_id.encode()).hexdigest()[:20]
+
+
+class EpisodeStager:
+    """Receives an episode's rows chunk by chunk; keeps running checksums; never holds the episode."""
+
+    def __init__(self, root: Path, episode_id: str, fields: dict[str, FieldSpec], file: str):
+        self.episode_id = episode_id
+        self.fields = fields
+        self.file = file
+        self.final = Path(root) / staging_key(episode_id)
+        self.tmp = Path(root) / f".tmp-{staging_key(episode_id)}-{os.getpid()}"
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        for spec in fields.values():
+            (self.tmp / spec.file_stem).mkdir(parents=True)
+        self.hashes = {name: hashlib.sha256() for name in fields}
+        self.length = 0
+        self.parts = 0
+
+    def append(self, rows: dict[str, np.ndarray]) -> None:
+        """Add rows for every field at once (all arrays share their first dimension)."""
+        if set(rows) != set(self.fields):
+            missing, extra = set(self.fields) - set(rows), set(rows) - set(self.fields)
+            raise EpisodeError(self.file, f"internal: rows missing {sorted(missing)} / unexpected {sorted(extra)}")
+        lengths = {len(array) for array in rows.values()}
+        if len(lengths) != 1:
+            raise EpisodeError(self.file, f"internal: row chunk with unequal lengths {sorted(lengths)}")
+        if lengths == {0}:
+            return
+        for name, array in rows.items():
+            spec = self.fields[name]
+            array = spec.check(np.asarray(array), self.file)
+            self.hashes[name].update(array.tobytes())
+            np.save(self.tmp / spec.file_stem / f"{self.parts:06d}.npy", array, allow_pickle=False)
+        self.parts += 1
+        self.length += lengths.pop()
+
+    def finish(self, source_file: str, source_index: int, notes: dict | None = None) -> "StagedEpisode":
+        if self.length == 0:
+            self.abort()
+            raise EpisodeError(self.file, "episode has no frames")
+        info = {
+            "id": self.episode_id,
+            "source_file": source_file,
+            "source_index": source_index,
+            "length": self.length,
+            "checksums": {name: f"sha256:{h.hexdigest()}" for name, h in self.hashes.items()},
+            "notes": notes or {},
+        }
+        (self.tmp / EPISODE_INFO).write_text(json.dumps(info))
+        shutil.rmtree(self.final, ignore_errors=True)
+        os.replace(self.tmp, self.final)
+        return StagedEpisode.load(self.final, self.fields)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@dataclass
+class StagedEpisode:
+    """A complete episode waiting on local disk to be committed."""
+
+    path: Path
+    info: dict
+    fields: dict[str, FieldSpec]
+
+    @classmethod
+    def load(cls, path: Path, fields: dict[str, FieldSpec]) -> "StagedEpisode":
+        return cls(Path(path), json.loads((Path(path) / EPISODE_INFO).read_text()), fields)
+
+    @property
+    def id(self) -> str:
+        return self.info["id"]
+
+    @property
+    def length(self) -> int:
+        return self.info["length"]
+
+    def chunks(self, name: str) -> Iterator[np.ndarray]:
+        for part in sorted((self.path / self.fields[name].file_stem).glob("*.npy")):
+            yield np.load(part, allow_pickle=False)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def find_staged(root: Path, episode_id: str, fields: dict[str, FieldSpec]) -> StagedEpisode | None:
+    """A complete staged episode left by an earlier run, if any."""
+    path = Path(root) / staging_key(episode_id)
+    if (path / EPISODE_INFO).exists():
+        staged = StagedEpisode.load(path, fields)
+        if staged.id == episode_id:
+            return staged
+    return None

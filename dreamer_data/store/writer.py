@@ -1,0 +1,157 @@
+"""The committer: appends staged episodes to the store's arrays, then publishes them in the manifest.
+
+Crash safety comes from ordering: array data is written first (zarr's local store writes every
+chunk through temp file + rename), ``meta/episode_ends`` and ``manifest.json`` last. Rows past the
+manifest's last episode end are invisible and are cut off when the store is reopened, so a rerun
+resumes from exactly what the manifest says.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator, Protocol
+
+import numpy as np
+import zarr
+from zarr.codecs import ZstdCodec
+
+from ..errors import StoreError
+from .fields import FieldSpec
+from .location import StoreLocation
+from .manifest import MANIFEST_FILE, load_manifest, manifest_fields, save_manifest
+
+EPISODE_ENDS = "meta/episode_ends"
+# Manifest keys that must match for a rerun to append to an existing store.
+COMPATIBILITY_KEYS = ("observation", "actions", "fields")
+
+
+def create_field_array(group: zarr.Group, spec: FieldSpec, rows: int, compression_level: int) -> zarr.Array:
+    return group.create_array(
+        spec.path, shape=(rows, *spec.shape), chunks=(spec.chunk_rows, *spec.shape), dtype=spec.dtype,
+        compressors=[ZstdCodec(level=compression_level)], fill_value=0, overwrite=True,
+    )
+
+
+class EpisodeRows(Protocol):
+    """What commit needs of an episode: its info (id, source_file, checksums, notes), rows per field."""
+
+    info: dict
+    length: int
+
+    def chunks(self, name: str) -> Iterator[np.ndarray]: ...
+
+    def remove(self) -> None: ...
+
+
+def write_rows(array: zarr.Array, start: int, chunks: Iterator[np.ndarray], chunk_rows: int) -> int:
+    """Write row chunks from ``start`` in writes aligned to zarr chunks (each chunk compressed once)."""
+    buffer: list[np.ndarray] = []
+    buffered = 0
+    offset = start
+    for chunk in chunks:
+        buffer.append(chunk)
+        buffered += len(chunk)
+        aligned_end = (offset + buffered) // chunk_rows * chunk_rows
+        if aligned_end > offset:
+            block = np.concatenate(buffer)
+            array[offset:aligned_end] = block[: aligned_end - offset]
+            rest = block[aligned_end - offset:]
+            buffer, buffered, offset = [rest], len(rest), aligned_end
+    if buffered:
+        array[offset:offset + buffered] = np.concatenate(buffer)
+        offset += buffered
+    return offset
+
+
+class StoreWriter:
+    """Single-process writer of one store; reopening an existing store resumes it."""
+
+    def __init__(self, location: StoreLocation, template: dict[str, Any], compression_level: int = 3,
+                 flush_interval_s: float = 5.0):
+        self.location = location
+        self.compression_level = compression_level
+        self.flush_interval_s = flush_interval_s
+        self.fields = manifest_fields(template)
+        self.pending: list[EpisodeRows] = []
+        self.last_flush = time.monotonic()
+        if location.exists(MANIFEST_FILE):
+            self.manifest = load_manifest(location)
+            self._check_compatible(template)
+            self.group = zarr.open_group(location.zarr_store(read_only=False), mode="r+")
+            self._truncate_to_manifest()
+        else:
+            self.manifest = template
+            self.group = zarr.open_group(location.zarr_store(read_only=False), mode="w")
+            self.group.attrs["dreamer_store"] = {"format_version": template["format_version"],
+                                                 "manifest": MANIFEST_FILE}
+            for spec in self.fields.values():
+                create_field_array(self.group, spec, 0, compression_level)
+            self.group.create_array(EPISODE_ENDS, shape=(0,), chunks=(65536,), dtype="int64", overwrite=True)
+            save_manifest(location, self.manifest)
+        self.arrays = {name: self.group[spec.path] for name, spec in self.fields.items()}
+        self.committed_ids = {episode["id"] for episode in self.manifest["episodes"]}
+        self.total = self.manifest["episodes"][-1]["end"] if self.manifest["episodes"] else 0
+
+    def _check_compatible(self, template: dict) -> None:
+        def view(manifest: dict) -> dict:
+            source = manifest.get("source", {})
+            return {**{key: manifest.get(key) for key in COMPATIBILITY_KEYS},
+                    "source kind": source.get("kind"), "source settings": source.get("settings"),
+                    "part": manifest.get("part")}
+
+        existing, wanted = view(self.manifest), view(template)
+        for key in existing:
+            if existing[key] != wanted[key]:
+                raise StoreError(f"{self.location.root}: existing store has a different {key} than this run "
+                                 f"({existing[key]!r} vs {wanted[key]!r}); write to a new --out")
+
+    def _truncate_to_manifest(self) -> None:
+        """Drop rows an interrupted run wrote but never published."""
+        total = self.manifest["totals"]["frames"]
+        for name, spec in self.fields.items():
+            array = self.group[spec.path]
+            if array.shape[0] != total:
+                array.resize((total, *spec.shape))
+
+    def commit(self, staged: "EpisodeRows") -> None:
+        """Append one staged episode's rows; it becomes visible at the next flush."""
+        start, end = self.total, self.total + staged.length
+        for name, array in self.arrays.items():
+            array.resize((end, *self.fields[name].shape))
+            offset = write_rows(array, start, staged.chunks(name), self.fields[name].chunk_rows)
+            if offset != end:
+                raise StoreError(f"{staged.path}: staged field {name} has {offset - start} rows, "
+                                 f"expected {staged.length}")
+        info = staged.info
+        self.manifest["episodes"].append({
+            "id": info["id"], "source_file": info["source_file"], "length": staged.length,
+            "start": start, "end": end, "source_index": info.get("source_index"),
+            "checksums": info["checksums"], "notes": info["notes"],
+        })
+        self.manifest["failed"] = [f for f in self.manifest["failed"] if f["id"] != info["id"]]
+        self.committed_ids.add(info["id"])
+        self.total = end
+        self.pending.append(staged)
+        if time.monotonic() - self.last_flush > self.flush_interval_s:
+            self.flush()
+
+    def record_failure(self, episode_id: str, file: str, reason: str) -> None:
+        failed = [f for f in self.manifest["failed"] if f["id"] != episode_id]
+        self.manifest["failed"] = failed + [{"id": episode_id, "file": file, "reason": reason}]
+
+    def update(self, **entries: Any) -> None:
+        """Set top-level manifest entries (source settings, part info, …) published at the next flush."""
+        self.manifest.update(entries)
+
+    def flush(self) -> None:
+        """Publish everything committed so far: episode_ends, then the manifest, then drop staging."""
+        ends = np.array([episode["end"] for episode in self.manifest["episodes"]], dtype=np.int64)
+        episode_ends = self.group[EPISODE_ENDS]
+        episode_ends.resize(ends.shape)
+        if len(ends):
+            episode_ends[:] = ends
+        save_manifest(self.location, self.manifest)
+        for staged in self.pending:
+            staged.remove()
+        self.pending = []
+        self.last_flush = time.monotonic()
