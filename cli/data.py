@@ -56,7 +56,7 @@ def ingest_command(
     out: str = typer.Option(..., "--out", help="Store to write (local dir or fsspec URL); rerun to resume."),
     manifest: Optional[str] = typer.Option(None, "--manifest", help="Dataset recipe (manifests/*.json)."),
     resolution: Optional[str] = typer.Option(None, help="Stored frame size HxW, e.g. 64x64 (area resize)."),
-    workers: int = typer.Option(1, min=1, help="Decoding processes."),
+    workers: int = typer.Option(1, min=0, help="Decoding processes (0: decode in this process)."),
     threads: int = typer.Option(1, min=1, help="Decoder threads per worker."),
     part: str = typer.Option("0/1", help="Take slice I of N of the episodes (SLURM/K8s array jobs)."),
     limit: Optional[int] = typer.Option(None, min=1, help="Only the first N episodes of the source order."),
@@ -210,3 +210,7 @@ def verify_command(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

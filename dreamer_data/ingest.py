@@ -30,7 +30,7 @@ class IngestPlan:
 
     part: tuple[int, int] = (0, 1)  # (index, count): this run takes episodes index, index+count, …
     limit: int | None = None  # first N episodes of the source order (before splitting into parts)
-    workers: int = 1
+    workers: int = 1  # decoding processes; 0 decodes in the calling process
     compression_level: int = 3
     staging: str | None = None  # local scratch directory; default: inside a local store, else tmp
     recipe: dict | None = None  # the dataset recipe this run follows, recorded in the manifest
@@ -136,11 +136,15 @@ def ingest(source: Source, out: str, plan: IngestPlan, progress: Progress | None
 
 def _run_in_order(source: Source, todo: list[EpisodeRef], source_index: dict[str, int], root: Path, workers: int,
                   finished: Callable[[EpisodeRef, tuple[str | None, str | None]], None]) -> None:
-    """Stage episodes on ``workers`` processes; hand them to ``finished`` strictly in list order."""
+    """Stage episodes on ``workers`` processes; hand them to ``finished`` strictly in list order.
+
+    Even one worker is a separate process, so decoding overlaps the committer's compression;
+    ``workers=0`` runs everything in this process (debugging).
+    """
     def reuse(ref: EpisodeRef) -> StagedEpisode | None:
         return find_staged(root, ref.id, source.fields())
 
-    if workers <= 1:
+    if workers == 0:
         for ref in todo:
             if reuse(ref) is None:
                 _, file, reason = stage_episode(source, ref, str(root), source_index[ref.id])
