@@ -12,16 +12,14 @@ from rich.console import Console
 from rich.table import Table
 
 from dreamer_data.errors import DreamerDataError
-from dreamer_data.ingest import IngestPlan, ingest
+from dreamer_data.ingest import IngestPlan, IngestProgress, ingest
 from dreamer_data.recipes import load_recipe, parse_resolution
 from dreamer_data.sources import SOURCES, ReadOptions, source_class
 from dreamer_data.store.merge import merge_stores
 from dreamer_data.store.reader import StoreReader
 from dreamer_data.store.summary import summarize
 from dreamer_data.store.verify import verify_store
-from dreamer_data.store.wds import DEFAULT_CLIP_LENGTH, export_shards
-from dreamer_data.store.location import StoreLocation
-from dreamer_data.store.manifest import save_manifest
+from dreamer_data.store.wds import DEFAULT_CLIP_LENGTH
 
 from .common import EXIT_FAILED_EPISODES, progress_bar, report_errors, stderr
 
@@ -90,31 +88,22 @@ def ingest_command(
     store_format = (format.value if format else (recipe.format if recipe else "zarr"))
     plan = IngestPlan(part=parse_part(part), limit=pick(limit, recipe and recipe.limit, None), workers=workers,
                       compression_level=compression_level, staging=staging,
-                      recipe=recipe.raw if recipe else None)
+                      recipe=recipe.raw if recipe else None,
+                      clip_length=pick(clip_length, recipe and recipe.clip_length, DEFAULT_CLIP_LENGTH)
+                      if store_format in ("wds", "both") else None)
     source = source_class(kind.value)(src, options)
 
     with progress_bar() as bar:
         task = bar.add_task(f"ingest {kind.value}", total=None, detail="listing episodes")
-        failures: list[str] = []
 
-        def progress(event: str, done: int, frames: int) -> None:
-            if event == "start":
-                bar.update(task, completed=done, detail=f"{frames} frames")
-            elif event == "episode":
-                bar.update(task, completed=done, detail=f"{frames} frames")
+        def progress(event: IngestProgress) -> None:
+            bar.update(task, completed=event.done, total=event.total, detail=f"{event.frames} frames")
+            if event.failure:
+                bar.console.print(f"failed: {event.failure['file']}: {event.failure['reason']}",
+                                  highlight=False, soft_wrap=True, markup=False)
 
-        report = ingest(source, out, plan, progress=lambda e, d, f: (bar.update(task, total=None), progress(e, d, f)))
-        bar.update(task, total=report.planned, completed=report.planned)
-        for failure in report.failed:
-            failures.append(f"failed: {failure['file']}: {failure['reason']}")
-    for line in failures:
-        stderr.print(line, highlight=False, soft_wrap=True, markup=False)
+        report = ingest(source, out, plan, progress=progress)
 
-    if store_format in ("wds", "both"):
-        reader = StoreReader(out)
-        reader.manifest["wds"] = export_shards(reader, clip_length=pick(clip_length, recipe and recipe.clip_length,
-                                                                        DEFAULT_CLIP_LENGTH))
-        save_manifest(StoreLocation(out), reader.manifest)
     stderr.print(f"{out}: {report.ingested} episodes ingested ({report.frames} frames), {report.skipped} already "
                  f"there, {len(report.failed)} failed", highlight=False)
     if report.failed:
@@ -132,11 +121,6 @@ def merge_command(
     with progress_bar() as bar:
         task = bar.add_task("merge", total=None, detail="")
         manifest = merge_stores(parts, out, progress=lambda done, total: bar.update(task, completed=done, total=total))
-    first = StoreReader(parts[0]).manifest.get("wds")
-    if first:
-        reader = StoreReader(out)
-        reader.manifest["wds"] = export_shards(reader, clip_length=first["clip_length"])
-        save_manifest(StoreLocation(out), reader.manifest)
     stderr.print(f"{out}: {manifest['totals']['episodes']} episodes, {manifest['totals']['frames']} frames "
                  f"from {len(parts)} parts", highlight=False)
 

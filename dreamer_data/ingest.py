@@ -20,6 +20,7 @@ from .errors import DreamerDataError, EpisodeError
 from .store.location import StoreLocation
 from .store.manifest import new_manifest
 from .store.staging import EpisodeStager, StagedEpisode, find_staged
+from .store.wds import add_shards
 from .store.writer import StoreWriter
 from .sources.base import EpisodeRef, Source
 
@@ -34,6 +35,7 @@ class IngestPlan:
     compression_level: int = 3
     staging: str | None = None  # local scratch directory; default: inside a local store, else tmp
     recipe: dict | None = None  # the dataset recipe this run follows, recorded in the manifest
+    clip_length: int | None = None  # also write webdataset shards of clips this long
 
 
 @dataclass
@@ -46,7 +48,17 @@ class IngestReport:
     failed: list[dict] = field(default_factory=list)
 
 
-Progress = Callable[[str, int, int], None]  # (event, episodes done, frames written)
+@dataclass(frozen=True)
+class IngestProgress:
+    """One progress event: after listing (failure None, nothing done yet) and after each episode."""
+
+    done: int  # episodes finished (skipped as already stored + ingested + failed)
+    total: int  # episodes this run is responsible for
+    frames: int  # rows in the store
+    failure: dict | None = None  # set when the episode just finished failed: id, file, reason
+
+
+Progress = Callable[[IngestProgress], None]
 
 
 def select_episodes(refs: list[EpisodeRef], plan: IngestPlan) -> list[EpisodeRef]:
@@ -95,7 +107,7 @@ def build_manifest_template(source: Source, plan: IngestPlan) -> dict:
 
 def ingest(source: Source, out: str, plan: IngestPlan, progress: Progress | None = None) -> IngestReport:
     """Write (or resume) the store at ``out`` from ``source``; returns what happened."""
-    progress = progress or (lambda event, done, frames: None)
+    progress = progress or (lambda event: None)
     location = StoreLocation(out)
     all_refs = source.list_episodes()
     source_index = {ref.id: index for index, ref in enumerate(all_refs)}
@@ -108,10 +120,11 @@ def ingest(source: Source, out: str, plan: IngestPlan, progress: Progress | None
     report = IngestReport(store=out, planned=len(refs))
     todo = [ref for ref in refs if ref.id not in writer.committed_ids]
     report.skipped = len(refs) - len(todo)
-    progress("start", report.skipped, writer.total)
+    progress(IngestProgress(report.skipped, report.planned, writer.total))
 
     def finished(ref: EpisodeRef, failure: tuple[str | None, str | None]) -> None:
         file, reason = failure
+        failed = None
         if reason is None:
             staged = find_staged(root, ref.id, source.fields())
             if staged is None:
@@ -121,9 +134,10 @@ def ingest(source: Source, out: str, plan: IngestPlan, progress: Progress | None
             report.frames += staged.length
         else:
             writer.record_failure(ref.id, file, reason)
-            report.failed.append({"id": ref.id, "file": file, "reason": reason})
-            progress("failed", report.skipped + report.ingested, writer.total)
-        progress("episode", report.skipped + report.ingested + len(report.failed), writer.total)
+            failed = {"id": ref.id, "file": file, "reason": reason}
+            report.failed.append(failed)
+        done = report.skipped + report.ingested + len(report.failed)
+        progress(IngestProgress(done, report.planned, writer.total, failed))
 
     try:
         _run_in_order(source, todo, source_index, root, plan.workers, finished)
@@ -131,6 +145,8 @@ def ingest(source: Source, out: str, plan: IngestPlan, progress: Progress | None
         writer.flush()
         if not any(root.iterdir()):
             shutil.rmtree(root, ignore_errors=True)
+    if plan.clip_length:
+        add_shards(out, plan.clip_length)
     return report
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import StoreError
 from .location import StoreLocation
 from .reader import StoreReader
+from .wds import add_shards
 from .writer import StoreWriter
 
 
@@ -62,4 +63,6 @@ def merge_stores(parts: list[str], out: str, compression_level: int = 3,
         writer.update(failed=[failure for reader in readers for failure in reader.manifest["failed"]])
     finally:
         writer.flush()
+    if first.get("wds"):
+        writer.manifest["wds"] = add_shards(out, first["wds"]["clip_length"])
     return writer.manifest

@@ -109,6 +109,16 @@ def export_shards(reader: StoreReader, clip_length: int = DEFAULT_CLIP_LENGTH,
     return entry
 
 
+def add_shards(root: str, clip_length: int = DEFAULT_CLIP_LENGTH) -> dict:
+    """Shard every episode of the store at ``root`` not yet in a shard, and publish them in the manifest."""
+    from .manifest import save_manifest
+
+    reader = StoreReader(root)
+    reader.manifest["wds"] = export_shards(reader, clip_length=clip_length)
+    save_manifest(reader.location, reader.manifest)
+    return reader.manifest["wds"]
+
+
 def verify_shards(reader: StoreReader) -> list[str]:
     entry = reader.manifest.get("wds")
     problems = []
