@@ -89,6 +89,9 @@ class VptSource(Source):
             for frames in decode_video(handle, file=video, size=o.resolution, backend=o.video_backend,
                                        threads=o.decode_threads, chunk=o.frame_chunk_rows):
                 video_frames += len(frames)
+                if video_frames - n_actions > o.length_tolerance:
+                    raise EpisodeError(video, f"video has more than {video_frames - 1} frames but {actions_file} "
+                                              f"has {n_actions} action lines (tolerance {o.length_tolerance})")
                 take = min(len(frames), n_actions - written)
                 if take <= 0:
                     continue
