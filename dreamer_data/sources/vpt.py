@@ -90,7 +90,7 @@ class VptSource(Source):
                                        threads=o.decode_threads, chunk=o.frame_chunk_rows):
                 video_frames += len(frames)
                 if video_frames - n_actions > o.length_tolerance:
-                    raise EpisodeError(video, f"video has more than {video_frames - 1} frames but {actions_file} "
+                    raise EpisodeError(video, f"video has at least {video_frames} frames but {actions_file} "
                                               f"has {n_actions} action lines (tolerance {o.length_tolerance})")
                 take = min(len(frames), n_actions - written)
                 if take <= 0:
