@@ -29,6 +29,8 @@ def _pyav_chunks(source: str | IO, file: str, size: tuple[int, int] | None, thre
         if not container.streams.video:
             raise EpisodeError(file, "no video stream")
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # e.g. an mp4 cut off inside its moov box
+            raise EpisodeError(file, "video stream has no codec parameters (truncated or corrupt file)")
         stream.thread_type = "AUTO"  # must be set before the codec opens
         stream.codec_context.thread_count = threads
         reformat = {"format": "rgb24"}
