@@ -67,6 +67,9 @@ def _decord_chunks(source: str | IO, file: str, size: tuple[int, int] | None, th
             indices = list(range(start, min(start + chunk, len(reader))))
             yield reader.get_batch(indices).asnumpy()
     except (decord.DECORDError, RuntimeError) as error:
+        if size is not None and "DECORDArrayCopyFromTo" in str(error):  # its scaler cannot emit some widths
+            raise EpisodeError(file, f"decord cannot resize to {size[0]}x{size[1]} (a decord limitation); use the "
+                                     f"pyav backend or another resolution") from None
         raise EpisodeError(file, f"undecodable video ({str(error).splitlines()[0]})") from None
     finally:
         del reader
