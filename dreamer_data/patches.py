@@ -1,4 +1,6 @@
-"""Frames (…, H, W, C) ↔ patches (…, N, p·p·C), padding H and W up to a multiple of p.
+"""Frames (…, H, W, C) ↔ patches (…, N, p·p·C), padding H and W up to a multiple of p (or of a coarser
+``pad_multiple``: Minecraft's 360x640 with 16x16 patches and ``pad_multiple=128`` becomes 384x640, the
+paper's 960 patches per frame; plain multiples of 16 would give 368 rows and 920 patches).
 
 Works on numpy arrays and torch tensors alike (only reshape/permute/pad-by-concatenation), so the
 tokenizer can call it on GPU tensors. ``unpatchify`` crops the padding back off: the round trip is
@@ -18,14 +20,23 @@ class PatchGrid:
     height: int
     width: int
     patch: int
+    pad_multiple: int | None = None  # pad H and W up to a multiple of this (itself a multiple of patch)
+
+    def __post_init__(self) -> None:
+        if self.pad_multiple is not None and (self.pad_multiple <= 0 or self.pad_multiple % self.patch):
+            raise ValueError(f"pad_multiple {self.pad_multiple} must be a positive multiple of patch {self.patch}")
+
+    @property
+    def multiple(self) -> int:
+        return self.pad_multiple or self.patch
 
     @property
     def padded_height(self) -> int:
-        return -(-self.height // self.patch) * self.patch
+        return -(-self.height // self.multiple) * self.multiple
 
     @property
     def padded_width(self) -> int:
-        return -(-self.width // self.patch) * self.patch
+        return -(-self.width // self.multiple) * self.multiple
 
     @property
     def rows(self) -> int:
@@ -61,10 +72,10 @@ def _permute(array: Any, order: tuple[int, ...]) -> Any:
     return array.permute(*order) if hasattr(array, "permute") else array.transpose(order)
 
 
-def patchify(frames: Any, patch: int) -> Any:
+def patchify(frames: Any, patch: int, pad_multiple: int | None = None) -> Any:
     """(…, H, W, C) → (…, rows·cols, p·p·C), patches in row-major grid order."""
     *lead, height, width, channels = frames.shape
-    grid = PatchGrid(height, width, patch)
+    grid = PatchGrid(height, width, patch, pad_multiple)
     frames = _pad(frames, grid.padded_height - height, grid.padded_width - width)
     x = frames.reshape(*lead, grid.rows, patch, grid.cols, patch, channels)
     n = len(lead)
