@@ -65,6 +65,8 @@ def ingest_command(
     clip_length: Optional[int] = typer.Option(None, min=1, help="Frames per webdataset clip (default 64)."),
     compression_level: int = typer.Option(3, min=1, max=22, help="zstd level for the zarr chunks."),
     staging: Optional[str] = typer.Option(None, help="Local scratch dir for staged episodes."),
+    camera: Optional[str] = typer.Option(None, help="Camera to store, for multi-camera sources "
+                                                    "(lerobot: observation.images.<name>)."),
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
     """Ingest raw episodes into a store (resumable; failed episodes are listed and exit status is 1)."""
@@ -84,6 +86,7 @@ def ingest_command(
         decode_threads=threads,
         length_tolerance=pick(length_tolerance, recipe and recipe.length_tolerance, 2),
         frame_chunk_rows=pick(chunk_frames, recipe and recipe.chunk_frames, 64),
+        camera=camera,
     )
     store_format = (format.value if format else (recipe.format if recipe else "zarr"))
     plan = IngestPlan(part=parse_part(part), limit=pick(limit, recipe and recipe.limit, None), workers=workers,

@@ -40,6 +40,7 @@ class ReadOptions:
     decode_threads: int = 1
     length_tolerance: int = 2  # frames the video and the action log may differ by
     frame_chunk_rows: int = DEFAULT_FRAME_CHUNK_ROWS
+    camera: str | None = None  # which camera of a multi-camera source to store (e.g. LeRobot's image keys)
 
 
 class Source(ABC):
@@ -114,5 +115,8 @@ class Source(ABC):
     def settings(self) -> dict:
         """Source settings recorded in the manifest (everything that changes the stored bytes)."""
         o = self.options
-        return {"resolution": list(o.resolution) if o.resolution else None, "video_backend": o.video_backend,
-                "length_tolerance": o.length_tolerance}
+        settings = {"resolution": list(o.resolution) if o.resolution else None, "video_backend": o.video_backend,
+                    "length_tolerance": o.length_tolerance}
+        if o.camera is not None:
+            settings["camera"] = o.camera
+        return settings
