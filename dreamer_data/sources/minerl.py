@@ -16,6 +16,8 @@ from __future__ import annotations
 import io
 import json
 import posixpath
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -39,7 +41,7 @@ def _load_npz(source: Source, path: str) -> dict[str, np.ndarray]:
                 return {key: npz[key] for key in npz.files}
     except FileNotFoundError:
         raise EpisodeError(path, "missing file") from None
-    except (OSError, ValueError, EOFError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:  # npz is a zip archive
         raise EpisodeError(path, f"unreadable npz ({error})") from None
 
 
