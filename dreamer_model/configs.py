@@ -1,9 +1,10 @@
 """Model and training sizes: dataclasses, named presets, YAML / ``--set`` overrides.
 
 Presets (``tiny`` trains on 2 CPU cores in minutes; ``small``; ``base`` for one GPU; ``paper`` at the
-paper's Minecraft geometry: 360×640 padded to 384×640, 16×16 patches = 960 per frame, a bottleneck of
-512 tokens × 16 dims, context 192). Widths/depths of ``paper`` are ours where the paper gives no
-number. The soft-cap choice per preset is explained in ``nn/attention.py``.
+paper's Minecraft geometry: 360×640 frames, 16×16 patches, a bottleneck of 512 tokens × 16 dims).
+``dreamer_data.patches`` pads 360 rows to 368 (920 patches) where the paper pads to 384 (960 patches,
+40 of them pure padding). Widths/depths of ``paper`` are ours where the paper gives no number, and
+its tokenizer context (64 frames) is shorter than the dynamics context of 192. The soft-cap choice per preset is explained in ``nn/attention.py``.
 
 Overrides are nested mappings (a YAML file, or ``--set tokenizer.encoder.depth=8``); unknown keys or
 values of the wrong type are a ``ModelError`` naming the source and the key.

@@ -80,7 +80,7 @@ class TokenLayout:
 
     def space_mask(self) -> torch.Tensor:
         """(S, S) bool: [query, key] True where the query token may read the key token (same step)."""
-        mask = torch.zeros(self.size, self.size, dtype=torch.bool)
+        mask = torch.zeros(self.size, self.size, dtype=torch.bool, device="cpu")
         for group in self.groups:
             for other in self.reads(group.name):
                 mask[self.slices[group.name], self.slices[other]] = True
@@ -89,17 +89,17 @@ class TokenLayout:
     def space_positions(self) -> torch.Tensor:
         """(S, 2) 2-D RoPE positions: patches at (row, col); other tokens at (-1, k) on a virtual row
         above the image, k counting them in layout order so each has its own position."""
-        positions = torch.zeros(self.size, 2, dtype=torch.long)
+        positions = torch.zeros(self.size, 2, dtype=torch.long, device="cpu")
         k = 0
         for group in self.groups:
             where = self.slices[group.name]
             if group.grid is not None:
                 rows, cols = group.grid
-                r, c = torch.meshgrid(torch.arange(rows), torch.arange(cols), indexing="ij")
+                r, c = torch.meshgrid(torch.arange(rows, device="cpu"), torch.arange(cols, device="cpu"), indexing="ij")
                 positions[where] = torch.stack((r.reshape(-1), c.reshape(-1)), dim=1)
             else:
                 positions[where, 0] = -1
-                positions[where, 1] = torch.arange(k, k + group.count)
+                positions[where, 1] = torch.arange(k, k + group.count, device="cpu")
                 k += group.count
         return positions
 

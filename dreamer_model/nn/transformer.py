@@ -73,14 +73,15 @@ class BlockCausalTransformer(nn.Module):
         b, t, s, d = x.shape
         if s != self.layout.size or d != self.cfg.dim:
             raise ValueError(f"transformer: expected (B, T, {self.layout.size}, {self.cfg.dim}), got {tuple(x.shape)}")
-        space_cos, space_sin = self.space_rope(self.space_positions)  # (S, d_h/2)
+        space_cos, space_sin = self.space_rope(self.space_positions.to(x.device))  # (S, d_h/2)
+        space_mask = self.space_mask.to(x.device) if self.space_mask is not None else None
         first = cache.steps if cache is not None else 0
         steps = torch.arange(first, first + t, device=x.device)  # absolute time index of each step
         time_cos, time_sin = self.time_rope(steps)  # (T, d_h/2)
         window = self.cfg.time_window
         for i, layer in enumerate(self.layers):
             if layer.axis == "space":
-                x, _ = layer(x, space_cos, space_sin, self.space_mask)
+                x, _ = layer(x, space_cos, space_sin, space_mask)
                 continue
             slot = self.time_layers.index(i)
             past = cache.past(slot) if cache is not None else None
