@@ -1,0 +1,87 @@
+"""``WindowDataset``: random access to fixed-length windows of a zarr store (map-style)."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import StoreError
+from ..store.location import StoreLocation
+from ..store.manifest import load_manifest, manifest_fields
+from ..store.reader import StoreReader
+from .chunks import DEFAULT_CACHE_BYTES, ChunkCache
+from .context import multiprocessing_context
+from .items import make_item, parse_frame_dtype, resolve_fields
+from .sampling import EpisodeSelection, select_episodes
+from .windows import WindowIndex, WindowShape
+
+
+class WindowDataset(Dataset):
+    """Windows of ``length`` frames from a store, as dicts of tensors keyed by store field name.
+
+    Window i is a pure function of i (episode order, then start row), so any sampler works;
+    ``WindowSampler`` adds seeding, resume and episode weights. Windows stay inside one episode
+    unless ``cross_episodes``; ``is_first`` marks rows that begin an episode either way.
+
+    Only the manifest is read here. Each process (each DataLoader worker) opens its own zarr
+    handle on first access, so the dataset pickles small and never shares an open store, and
+    keeps up to ``cache_bytes`` of decoded chunks (see ``chunks.py``).
+    Pass ``multiprocessing_context=dataset.multiprocessing_context`` to the DataLoader: remote
+    (async fsspec) stores need 'spawn'.
+    """
+
+    def __init__(self, store: str | os.PathLike, length: int = 16, *, stride: int = 1, frame_step: int = 1,
+                 load: Iterable[str] | str | None = None, frame_dtype: str = "uint8",
+                 episodes: EpisodeSelection = None, cross_episodes: bool = False,
+                 cache_bytes: int = DEFAULT_CACHE_BYTES):
+        self.store = str(store)
+        location = StoreLocation(self.store)
+        manifest = load_manifest(location)
+        self.fields = resolve_fields(self.store, manifest_fields(manifest), load)
+        self.frames_as = parse_frame_dtype(frame_dtype)
+        self.shape = WindowShape(length, stride, frame_step)
+        self.episode_ids = [episode["id"] for episode in manifest["episodes"]]
+        self.index = WindowIndex(
+            np.array([episode["start"] for episode in manifest["episodes"]], dtype=np.int64),
+            np.array([episode["end"] for episode in manifest["episodes"]], dtype=np.int64),
+            select_episodes(self.store, self.episode_ids, episodes), self.shape, cross_episodes,
+        )
+        if len(self.index) == 0:
+            raise StoreError(f"{self.store}: no window of {self.shape.span} frames fits in the selected episodes "
+                             f"({len(self.episode_ids)} in the store)")
+        self.multiprocessing_context = multiprocessing_context(location)
+        self.cache_bytes = cache_bytes
+        self._cache: ChunkCache | None = None
+        self._pid: int | None = None
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_cache"] = state["_pid"] = None  # every process opens its own handle
+        return state
+
+    def _open(self) -> ChunkCache:
+        if self._cache is None or self._pid != os.getpid():  # a forked worker must not reuse the parent's
+            reader = StoreReader(self.store)
+            self._cache = ChunkCache({field: reader.array(field) for field in self.fields}, self.cache_bytes)
+            self._pid = os.getpid()
+        return self._cache
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def locate(self, index: int) -> tuple[str, int]:
+        """(episode id, frame offset in that episode) where window ``index`` starts."""
+        episode, row = self.index.locate(index)
+        return self.episode_ids[episode], row - int(self.index.episode_starts[episode])
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        _, first_row = self.index.locate(int(index))
+        rows = self.index.rows(first_row)
+        cache = self._open()
+        block = {field: cache.read(field, int(rows[0]), int(rows[-1]) + 1, self.shape.frame_step)
+                 for field in self.fields}
+        return make_item(block, self.index.is_first(rows), self.frames_as)
