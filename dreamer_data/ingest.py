@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import shutil
+import signal
 import tempfile
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -174,7 +175,7 @@ def _run_in_order(source: Source, todo: list[EpisodeRef], source_index: dict[str
     results: dict[int, tuple[str | None, str | None]] = {}
     running: dict[Future, int] = {}
     next_submit = next_commit = 0
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_ignore_interrupts) as pool:
         try:
             while next_commit < len(todo):
                 while next_submit < len(todo) and next_submit < next_commit + max_ahead:
@@ -196,7 +197,14 @@ def _run_in_order(source: Source, todo: list[EpisodeRef], source_index: dict[str
         except BrokenProcessPool:
             raise DreamerDataError("a worker process died (killed, or out of memory); "
                                    "rerun the same command to resume") from None
-        except BaseException:
-            for future in running:
-                future.cancel()
+        except BaseException:  # Ctrl-C or a committer error: stop workers now (staged halves stay invisible)
+            processes = list((pool._processes or {}).values())  # no public way to stop workers before 3.14
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()
             raise
+
+
+def _ignore_interrupts() -> None:
+    """Worker initializer: Ctrl-C is the committer's to handle; it stops the workers itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
