@@ -1,0 +1,16 @@
+"""The world model (paper §3.2, eqs. 1–4, 6–8): shortcut-forcing dynamics on cached tokenizer latents.
+
+config (sizes, presets) · actions (which action fields, the shift to "the action that led here", one
+action token) · model (the token layout and the transformer: x-prediction) · shortcut (sampling of
+(τ, d) and the loss, eq. by eq.) · sampler (K-step generation with a K/V cache: denoise, commit).
+"""
+
+from .actions import ActionEmbedding, ActionField, action_fields, shift_actions
+from .config import DynamicsConfig, Phase1Run, phase1_preset, resolve_phase1_run
+from .model import DynamicsModel, DynamicsOutput, dynamics_layout
+from .sampler import Sampler
+from .shortcut import ShortcutForcingLoss
+
+__all__ = ["ActionEmbedding", "ActionField", "DynamicsConfig", "DynamicsModel", "DynamicsOutput", "Phase1Run",
+           "Sampler", "ShortcutForcingLoss", "action_fields", "dynamics_layout", "phase1_preset",
+           "resolve_phase1_run", "shift_actions"]

@@ -1,0 +1,166 @@
+"""Shortcut forcing (paper eqs. 1–4, 7–8), written so each line maps to DESIGN.md's statement.
+
+Convention: τ = 1 is clean data, τ = 0 is pure noise (the paper's; DESIGN.md's formulas divide by
+1 − τ, which vanishes at the clean end):
+
+    z_τ = (1 − τ)·ε + τ·x,    ε ~ N(0, I)                                   (eq. 1, the straight path)
+
+so dz_τ/dτ = x − ε, and an x-prediction x̂ = f(z_τ, τ, d) implies the velocity
+
+    v̂ = (x̂ − z_τ) / (1 − τ)                                                (x-prediction → velocity)
+
+which equals x − ε when x̂ = x. A sampler step of size d moves z_τ + v̂·d to level τ + d (eq. 2).
+
+Training (diffusion forcing: every (batch, time) element has its own τ and d):
+
+    d ~ U{1, 1/2, …, 1/K_max},  τ ~ U{0, d, 2d, …, 1 − d}                    (eq. 4; K_max = 64)
+    d = d_min:  L = w(τ) · ‖x̂ − x‖²                                          (eq. 7, flow term)
+    d > d_min:  with the model under stop-gradient, two half steps            (eq. 3 / 7, bootstrap)
+        b′ = (f(z_τ, τ, d/2) − z_τ) / (1 − τ)
+        z′ = z_τ + b′ · d/2
+        b″ = (f(z′, τ + d/2, d/2) − z′) / (1 − (τ + d/2))
+        L = w(τ) · (1 − τ)² · ‖v̂ − (b′ + b″)/2‖²
+    w(τ) = 0.9 τ + 0.1                                                        (eq. 8, ramp)
+
+‖·‖² is the mean over the frame's S_z × D_z latent entries. τ ≤ 1 − d keeps every 1 − τ ≥ d > 0.
+The flow-matching baseline is the same model trained with d = d_min only (``objective="flow"``).
+Each of the two terms is averaged over its frames and divided by a running RMS of itself
+(``RunningRMS``, shared with the tokenizer's loss): L = L_flow / RMS(L_flow) + L_boot / RMS(L_boot).
+
+In the bootstrap passes the frames with d = d_min stay at their own (z_τ, τ, d_min), so as context
+they look the same to the teacher as to the student.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..tokenizer.loss import RunningRMS
+
+# f(z_noisy (B, T, S_z, D_z), tau (B, T), d (B, T)) → x̂ (B, T, S_z, D_z)
+Predictor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+# ------------------------------------------------------------------------------------------------ eq. 4
+
+def step_sizes(k_max: int) -> torch.Tensor:
+    """The allowed step sizes d = 1, 1/2, …, 1/k_max (float64, coarsest first)."""
+    return torch.exp2(-torch.arange(int(round(math.log2(k_max))) + 1, dtype=torch.float64))
+
+
+def sample_step_and_signal(shape: tuple[int, ...], k_max: int, generator: torch.Generator | None = None,
+                           objective: str = "shortcut") -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 4 per element: d ~ U{1, …, 1/k_max} (always d_min for ``flow``), τ ~ U{0, d, …, 1 − d}.
+
+    Returns (d, τ), each float32 of ``shape`` on the CPU (exact: powers of two and their multiples)."""
+    levels = int(round(math.log2(k_max))) + 1
+    if objective == "flow":
+        j = torch.full(shape, levels - 1, dtype=torch.long)
+    else:
+        j = torch.randint(0, levels, shape, generator=generator)  # d = 2^−j
+    steps = torch.exp2(j.double())  # 1/d: how many steps of size d fill [0, 1]
+    k = torch.floor(torch.rand(shape, generator=generator, dtype=torch.float64) * steps)  # τ = k·d, k < 1/d
+    d = 1.0 / steps
+    return d.float(), (k * d).float()
+
+
+# ------------------------------------------------------------------------------------------------ eqs. 1, 2, 8
+
+def noise_latents(x: torch.Tensor, eps: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """Eq. 1: z_τ = (1 − τ)·ε + τ·x; x, ε (B, T, S, D), τ (B, T)."""
+    tau = tau[..., None, None]
+    return (1 - tau) * eps + tau * x
+
+
+def implied_velocity(x_pred: torch.Tensor, z: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """v = (x̂ − z_τ) / (1 − τ): the velocity of the straight path through z_τ that ends at x̂."""
+    return (x_pred - z) / (1 - tau)[..., None, None]
+
+
+def ramp_weight(tau: torch.Tensor) -> torch.Tensor:
+    """Eq. 8: w(τ) = 0.9 τ + 0.1 (more weight where there is more signal)."""
+    return 0.9 * tau + 0.1
+
+
+# ------------------------------------------------------------------------------------------------ eqs. 3, 7
+
+@torch.no_grad()
+def bootstrap_velocity(f: Predictor, z_tau: torch.Tensor, tau: torch.Tensor, d: torch.Tensor,
+                       d_min: float) -> torch.Tensor:
+    """(b′ + b″)/2 (B, T, S, D): the average velocity of two half steps of the model, under stop-gradient.
+
+    Frames with d = d_min keep (z_τ, τ, d_min) in both passes; their entries are not a target."""
+    boot = (d > d_min)[..., None, None]  # (B, T, 1, 1)
+    half = torch.where(d > d_min, d / 2, d)  # d/2 (B, T)
+    b1 = implied_velocity(f(z_tau, tau, half), z_tau, tau)  # b′ = (f(z_τ, τ, d/2) − z_τ)/(1 − τ)
+    z_mid = torch.where(boot, z_tau + b1 * half[..., None, None], z_tau)  # z′ = z_τ + b′·d/2
+    tau_mid = torch.where(d > d_min, tau + half, tau)  # τ + d/2
+    b2 = implied_velocity(f(z_mid, tau_mid, half), z_mid, tau_mid)  # b″ = (f(z′, τ+d/2, d/2) − z′)/(1 − (τ+d/2))
+    return (b1 + b2) / 2
+
+
+def flow_loss(x_pred: torch.Tensor, x: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """Eq. 7, d = d_min: w(τ)·‖x̂ − x‖² per frame (B, T)."""
+    return ramp_weight(tau) * ((x_pred - x) ** 2).mean(dim=(-2, -1))
+
+
+def bootstrap_loss(x_pred: torch.Tensor, z_tau: torch.Tensor, tau: torch.Tensor,
+                   v_target: torch.Tensor) -> torch.Tensor:
+    """Eq. 7, d > d_min: w(τ)·(1 − τ)²·‖v̂ − v_target‖² per frame (B, T), v̂ = (x̂ − z_τ)/(1 − τ)."""
+    v_pred = implied_velocity(x_pred, z_tau, tau)
+    return ramp_weight(tau) * (1 - tau) ** 2 * ((v_pred - v_target) ** 2).mean(dim=(-2, -1))
+
+
+class ShortcutForcingLoss(nn.Module):
+    """Eqs. 4 + 7 + 8 on a batch of clean latent windows, normalised by running RMS per term."""
+
+    def __init__(self, k_max: int = 64, objective: str = "shortcut", rms_decay: float = 0.99):
+        super().__init__()
+        self.k_max, self.objective = k_max, objective
+        self.d_min = 1.0 / k_max
+        self.flow_rms = RunningRMS(rms_decay)
+        self.boot_rms = RunningRMS(rms_decay)
+
+    def forward(self, f: Predictor, x: torch.Tensor, generator: torch.Generator | None = None,
+                teacher: Predictor | None = None,
+                reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """x (B, T, S_z, D_z) clean latents; f the model with gradients, ``teacher`` (default f) the one
+        called under stop-gradient; ``generator`` draws (d, τ) and ε on the CPU (bit-exact resume)."""
+        b, t = x.shape[:2]
+        d, tau = sample_step_and_signal((b, t), self.k_max, generator, self.objective)  # (B, T) each
+        eps = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x.device)  # ε (B, T, S, D)
+        d, tau, x = d.to(x.device), tau.to(x.device), x.float()
+        z_tau = noise_latents(x, eps, tau)  # (B, T, S, D)
+        is_flow = d <= self.d_min  # (B, T)
+        is_boot = ~is_flow
+        v_target = None
+        if self.objective == "shortcut" and bool(is_boot.any()):
+            v_target = bootstrap_velocity(teacher or f, z_tau, tau, d, self.d_min)
+        x_pred = f(z_tau, tau, d).float()  # x̂ (B, T, S, D)
+
+        flow_terms = flow_loss(x_pred, x, tau)  # (B, T)
+        flow = (flow_terms * is_flow).sum() / is_flow.sum().clamp(min=1)
+        loss = self._normalised(self.flow_rms, flow, bool(is_flow.any()), reduce)
+        metrics = {"flow": flow.item(), "flow_rms": self.flow_rms.rms}
+        if self.objective == "shortcut":
+            boot_terms = bootstrap_loss(x_pred, z_tau, tau, v_target) if v_target is not None else x_pred.new_zeros(b, t)
+            boot = (boot_terms * is_boot).sum() / is_boot.sum().clamp(min=1)
+            loss = loss + self._normalised(self.boot_rms, boot, bool(is_boot.any()), reduce)
+            metrics.update(bootstrap=boot.item(), bootstrap_rms=self.boot_rms.rms,
+                           bootstrap_fraction=float(is_boot.float().mean()))
+        with torch.no_grad():
+            metrics["x_mse"] = float(((x_pred - x) ** 2).mean())
+        metrics["loss"] = loss.item()
+        return loss, metrics
+
+    def _normalised(self, rms: RunningRMS, term: torch.Tensor, present: bool,
+                    reduce: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
+        """term / RMS(term); the normaliser skips batches without such frames (one process only: with
+        ``reduce`` every rank must update, so an empty term counts as 0 there)."""
+        if present or reduce is not None:
+            return rms(term, reduce)
+        return term / max(rms.rms, rms.eps)
