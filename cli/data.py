@@ -22,6 +22,7 @@ from dreamer_data.store.verify import verify_store
 from dreamer_data.store.wds import DEFAULT_CLIP_LENGTH
 
 from .common import EXIT_FAILED_EPISODES, progress_bar, report_errors, stderr
+from .tokenize import tokenize_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Turn raw gameplay episodes into verified zarr / webdataset training stores.")
@@ -193,6 +194,9 @@ def verify_command(
         stderr.print(f"{store}: {len(problems)} problem(s)", highlight=False)
         sys.exit(1)
     stderr.print(f"{store}: ok", highlight=False)
+
+
+app.command("tokenize")(tokenize_command)
 
 
 def main() -> None:

@@ -1,26 +1,114 @@
-"""``dreamer-train``: the model side (tokenizer, phase 1–3, rollout, eval, quickstart)."""
+"""``dreamer-train``: the model side (tokenizer now; phase 1–3, rollout, eval, quickstart to come).
+
+Every trainer takes the same core flags: --data STORE --out RUN --preset NAME --steps N
+--config FILE --resume --seed S --device D (plus --set KEY=VALUE overrides). Under
+``torchrun --nproc_per_node N`` the same command trains with DDP.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+from typing import Optional
+
 import typer
+
+from .common import EXIT_INTERRUPTED, progress_bar, report_errors, stderr
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train Dreamer 4 from a store: tokenizer → phase1 → phase2 → phase3 → eval.")
 
 PLANNED = {
     "tokenizer": "train the causal MAE tokenizer on a store's frames",
-    "phase1": "train the shortcut-forcing dynamics model on cached latents",
-    "phase2": "behaviour cloning + reward heads",
-    "phase3": "imagination RL (PMPO + TD(lambda))",
-    "rollout": "decode an open-loop world-model rollout to video",
-    "eval": "score a trained policy in the real environment",
-    "quickstart": "the whole pipeline on a default that needs no download",
+    "phase1": "train the shortcut-forcing dynamics model on cached latents (planned)",
+    "phase2": "behaviour cloning + reward heads (planned)",
+    "phase3": "imagination RL (PMPO + TD(lambda)) (planned)",
+    "rollout": "decode an open-loop world-model rollout to video (planned)",
+    "eval": "score a trained policy in the real environment (planned)",
+    "quickstart": "the whole pipeline on a default that needs no download (planned)",
 }
+
+# The core flags every trainer shares.
+DATA = typer.Option(..., "--data", help="Store to train from (local dir or fsspec URL).")
+OUT = typer.Option(..., "--out", help="Run directory: checkpoints/, samples/, tb/, metrics.jsonl.")
+PRESET = typer.Option("tiny", "--preset", help="Size preset: tiny, small, base, paper.")
+STEPS = typer.Option(None, "--steps", min=0, help="Total optimisation steps to reach (default: the preset's).")
+CONFIG = typer.Option(None, "--config", help="YAML file of config overrides (sections tokenizer:, train:).")
+SET = typer.Option(None, "--set", help="One override KEY=VALUE, e.g. train.batch=16 (repeatable).")
+RESUME = typer.Option(False, "--resume", help="Continue the run in --out from its newest checkpoint (bit-exact).")
+SEED = typer.Option(0, "--seed", min=0, help="Seed of the data order, the masks and the initial weights.")
+DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (torchrun: each rank its own GPU).")
+DEBUG = typer.Option(False, "--debug", help="Show tracebacks.")
+
+
+def _is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+class TrainingProgress:
+    """Rich progress for a trainer's events (main process only)."""
+
+    def __init__(self):
+        self.bar = progress_bar()
+        self.task = None
+
+    def __enter__(self) -> "TrainingProgress":
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+    def __call__(self, event: str, info: dict) -> None:
+        if event == "start":
+            stderr.print(f"training {info['preset']} tokenizer ({info['parameters'] / 1e6:.2f}M parameters) on "
+                         f"{info['device']} × {info['world_size']}: {info['train_windows']} training windows, "
+                         f"{info['heldout_episodes']} held-out episode(s)", highlight=False, soft_wrap=True)
+            self.task = self.bar.add_task("tokenizer", total=info["steps"], completed=info["step"], detail="")
+        elif event == "step":
+            self.bar.update(self.task, completed=info["step"],
+                            detail=f"loss {info['loss']:.3f} · PSNR {info['psnr']:.1f} dB · "
+                                   f"{info['frames_per_s']:.0f} frames/s")
+        elif event == "eval":
+            self.bar.console.print(f"step {info['step']}: held-out PSNR {info['psnr']:.2f} dB "
+                                   f"(masked input {info['psnr_masked']:.2f} dB)", highlight=False, soft_wrap=True)
+
+
+@app.command("tokenizer")
+@report_errors("dreamer-train tokenizer")
+def tokenizer_command(
+    data: str = DATA, out: str = OUT, preset: str = PRESET, steps: Optional[int] = STEPS,
+    config: Optional[str] = CONFIG, set_: Optional[list[str]] = SET, resume: bool = RESUME, seed: int = SEED,
+    device: str = DEVICE,
+    lpips_weight: Optional[float] = typer.Option(None, "--lpips-weight", min=0.0,
+                                                 help="Weight of the LPIPS term (paper: 0.2; 0 turns it off)."),
+    debug: bool = DEBUG,
+) -> None:
+    """Train the causal MAE tokenizer on the store's frames (paper eq. 5)."""
+    from dreamer_model.train.tokenizer_trainer import TokenizerTrainOptions, train_tokenizer
+
+    options = TokenizerTrainOptions(data=data, out=out, preset=preset, steps=steps, config=config,
+                                    sets=list(set_ or []), resume=resume, seed=seed, device=device,
+                                    lpips_weight=lpips_weight)
+    try:
+        if _is_main_process():
+            with TrainingProgress() as progress:
+                result = train_tokenizer(options, progress)
+        else:
+            result = train_tokenizer(options)
+    except KeyboardInterrupt:
+        if _is_main_process():
+            stderr.print(f"[yellow]dreamer-train tokenizer: interrupted[/]; checkpoint saved in {out}/checkpoints, "
+                         f"continue with --resume", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_INTERRUPTED)
+    if _is_main_process():
+        held_out = f", held-out PSNR {result['psnr']:.2f} dB" if "psnr" in result else ""
+        stderr.print(f"{out}: tokenizer at step {result['step']}{held_out}", highlight=False, soft_wrap=True)
 
 
 @app.command("plan")
 def plan() -> None:
-    """List the training sub-commands and what each will do."""
+    """List the training sub-commands and what each does."""
     for name, what in PLANNED.items():
         typer.echo(f"{name:11s} {what}")
 

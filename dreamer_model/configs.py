@@ -1,10 +1,9 @@
 """Model and training sizes: dataclasses, named presets, YAML / ``--set`` overrides.
 
 Presets (``tiny`` trains on 2 CPU cores in minutes; ``small``; ``base`` for one GPU; ``paper`` at the
-paper's Minecraft geometry: 360×640 frames, 16×16 patches, a bottleneck of 512 tokens × 16 dims).
-``dreamer_data.patches`` pads 360 rows to 368 (920 patches) where the paper pads to 384 (960 patches,
-40 of them pure padding). Widths/depths of ``paper`` are ours where the paper gives no number, and
-its tokenizer context (64 frames) is shorter than the dynamics context of 192. The soft-cap choice per preset is explained in ``nn/attention.py``.
+paper's Minecraft geometry: 360×640 frames padded to 384×640 (``pad_multiple=128``), 16×16 patches =
+960 per frame, a bottleneck of 512 tokens × 16 dims). Widths/depths of ``paper`` are ours where the
+paper gives no number, and its tokenizer context (64 frames) is shorter than the dynamics' 192. The soft-cap choice per preset is explained in ``nn/attention.py``.
 
 Overrides are nested mappings (a YAML file, or ``--set tokenizer.encoder.depth=8``); unknown keys or
 values of the wrong type are a ``ModelError`` naming the source and the key.
@@ -61,9 +60,11 @@ class TokenizerConfig:
     width: int = 64
     channels: int = 3
     patch: int = 8
+    pad_multiple: int | None = None  # pad H, W to a multiple of this (default: of the patch)
     latent_tokens: int = 16  # S_z
     latent_dim: int = 32  # D_z
     context: int = 4  # frames per training window; the temporal layers read at most this many
+    # (the tokenizer sets encoder/decoder time_window to ``context``)
     mask_max: float = 0.9  # patch-drop fraction ~ U(0, mask_max) per frame
     lpips_weight: float = 0.2
     lpips_net: str = "alex"
@@ -76,6 +77,7 @@ class TokenizerConfig:
 class TrainConfig:
     """Optimisation, evaluation and bookkeeping of a trainer."""
 
+    steps: int = 5000  # total optimisation steps (--steps overrides)
     batch: int = 8  # windows per step (global; split over DDP ranks)
     lr: float = 1e-3
     warmup: int = 100
@@ -106,11 +108,10 @@ class TokenizerRun:
 
 
 def _tokenizer(height: int, width: int, patch: int, latents: int, latent_dim: int, context: int,
-               encoder: TransformerConfig, decoder: TransformerConfig) -> TokenizerConfig:
-    enc = replace(encoder, time_window=context)
-    dec = replace(decoder, time_window=context)
-    return TokenizerConfig(height=height, width=width, patch=patch, latent_tokens=latents, latent_dim=latent_dim,
-                           context=context, encoder=enc, decoder=dec)
+               encoder: TransformerConfig, decoder: TransformerConfig, pad_multiple: int | None = None
+               ) -> TokenizerConfig:
+    return TokenizerConfig(height=height, width=width, patch=patch, pad_multiple=pad_multiple, latent_tokens=latents,
+                           latent_dim=latent_dim, context=context, encoder=encoder, decoder=decoder)
 
 
 TINY = TransformerConfig(dim=128, depth=4, heads=4, kv_heads=2, head_dim=32, registers=4)
@@ -123,14 +124,14 @@ def tokenizer_preset(name: str) -> TokenizerRun:
     """A named preset for ``dreamer-train tokenizer``."""
     presets = {
         "tiny": lambda: TokenizerRun("tiny", _tokenizer(64, 64, 8, 16, 32, 4, TINY, TINY),
-                                     TrainConfig(batch=8, lr=1e-3)),
+                                     TrainConfig(steps=5000, batch=8, lr=1e-3)),
         "small": lambda: TokenizerRun("small", _tokenizer(64, 64, 8, 32, 32, 8, SMALL, SMALL),
-                                      TrainConfig(batch=16, lr=6e-4)),
+                                      TrainConfig(steps=20_000, batch=16, lr=6e-4)),
         "base": lambda: TokenizerRun("base", _tokenizer(128, 128, 8, 64, 32, 16, BASE, BASE),
-                                     TrainConfig(batch=32, lr=3e-4, workers=8, eval_every=1000,
+                                     TrainConfig(steps=100_000, batch=32, lr=3e-4, workers=8, eval_every=1000,
                                                  checkpoint_every=1000)),
-        "paper": lambda: TokenizerRun("paper", _tokenizer(360, 640, 16, 512, 16, 64, PAPER, PAPER),
-                                      TrainConfig(batch=64, lr=3e-4, warmup=2000, workers=16, eval_every=5000,
+        "paper": lambda: TokenizerRun("paper", _tokenizer(360, 640, 16, 512, 16, 64, PAPER, PAPER, pad_multiple=128),
+                                      TrainConfig(steps=300_000, batch=64, lr=3e-4, warmup=2000, workers=16, eval_every=5000,
                                                   checkpoint_every=2000)),
     }
     if name not in presets:
@@ -235,6 +236,9 @@ def validate_tokenizer(cfg: TokenizerConfig, source: str) -> None:
             raise ModelError(f"{source}: tokenizer.{name}.head_dim ({t.head_dim}) must be a multiple of 4 (2-D RoPE)")
     if not 0.0 <= cfg.mask_max < 1.0:
         raise ModelError(f"{source}: tokenizer.mask_max must be in [0, 1), got {cfg.mask_max}")
+    if cfg.pad_multiple is not None and (cfg.pad_multiple < 1 or cfg.pad_multiple % cfg.patch):
+        raise ModelError(f"{source}: tokenizer.pad_multiple ({cfg.pad_multiple}) must be a multiple of the patch "
+                         f"({cfg.patch})")
     if cfg.context < 1 or cfg.patch < 1:
         raise ModelError(f"{source}: tokenizer.context and tokenizer.patch must be ≥ 1")
 

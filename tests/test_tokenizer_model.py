@@ -16,7 +16,7 @@ MINI = TransformerConfig(dim=32, depth=2, heads=4, kv_heads=2, head_dim=8, regis
 
 def mini_config(**changes) -> TokenizerConfig:
     base = TokenizerConfig(height=16, width=24, patch=8, latent_tokens=4, latent_dim=8, context=3,
-                           encoder=replace(MINI, time_window=3), decoder=replace(MINI, time_window=3))
+                           encoder=MINI, decoder=MINI)
     return replace(base, **changes)
 
 
@@ -44,9 +44,7 @@ def test_paper_preset_geometry():
     cfg = tokenizer_preset("paper").tokenizer
     with torch.device("meta"):
         model = Tokenizer(cfg)
-    # dreamer_data.patches pads 360 rows to the next multiple of 16 (368: 23 × 40 = 920 patches); the
-    # paper pads to 384 (960 patches), 40 patches of pure padding more.
-    assert (model.grid.padded_height, model.grid.padded_width, model.grid.num_patches) == (368, 640, 920)
+    assert (model.grid.padded_height, model.grid.padded_width, model.grid.num_patches) == (384, 640, 960)
     assert model.latent_shape == (512, 16)
     assert cfg.encoder.kv_heads < cfg.encoder.heads
 

@@ -20,6 +20,8 @@ a multiple of p) and back.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -46,9 +48,10 @@ class Tokenizer(nn.Module):
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
         self.cfg = cfg
-        self.grid = PatchGrid(cfg.height, cfg.width, cfg.patch)
+        self.grid = PatchGrid(cfg.height, cfg.width, cfg.patch, cfg.pad_multiple)
         patch_dim = cfg.patch * cfg.patch * cfg.channels
-        enc, dec = cfg.encoder, cfg.decoder
+        # both halves read at most ``context`` frames in time: the window they were trained with
+        enc, dec = replace(cfg.encoder, time_window=cfg.context), replace(cfg.decoder, time_window=cfg.context)
         self.patch_embed = nn.Linear(patch_dim, enc.dim)
         self.mask_token = nn.Parameter(torch.randn(enc.dim) * 0.02)  # stands in for a dropped patch
         self.latent_queries = nn.Parameter(torch.randn(cfg.latent_tokens, enc.dim) * 0.02)
@@ -69,6 +72,10 @@ class Tokenizer(nn.Module):
             raise ModelError(f"tokenizer: frames must be (B, T, {', '.join(map(str, expected))}), "
                              f"got {tuple(frames.shape)}")
 
+    def patchify(self, frames: torch.Tensor) -> torch.Tensor:
+        """(…, H, W, C) → (…, N, p·p·C) on this tokenizer's (padded) patch grid."""
+        return patchify(frames, self.cfg.patch, self.cfg.pad_multiple)
+
     def sample_drop(self, batch: int, steps: int, generator: torch.Generator | None = None,
                     device: torch.device | str = "cpu") -> torch.Tensor:
         """MAE patch dropout (B, T, N) bool: each frame drops each patch with its own rate ~ U(0, mask_max)."""
@@ -80,7 +87,7 @@ class Tokenizer(nn.Module):
         """frames (B, T, H, W, C) uint8 (or floats in [0, 1]) → z (B, T, S_z, D_z) in (−1, 1)."""
         self.check_frames(frames)
         pixels = frames.float() / 255.0 if frames.dtype == torch.uint8 else frames.float()
-        patches = patchify(pixels * 2.0 - 1.0, self.cfg.patch)  # (B, T, N, p·p·C) in [−1, 1]
+        patches = self.patchify(pixels * 2.0 - 1.0)  # (B, T, N, p·p·C) in [−1, 1]
         tokens = self.patch_embed(patches.to(self.patch_embed.weight.dtype))  # (B, T, N, D)
         if drop is not None:
             tokens = torch.where(drop[..., None], self.mask_token.to(tokens.dtype), tokens)

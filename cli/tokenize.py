@@ -1,0 +1,39 @@
+"""``dreamer-data tokenize STORE --ckpt RUN``: write the tokenizer's latents of every frame into the store."""
+
+from __future__ import annotations
+
+import typer
+
+from dreamer_data.tokenize import DEFAULT_BATCH_FRAMES, tokenize_store
+
+from .common import progress_bar, report_errors, stderr
+
+
+@report_errors("dreamer-data tokenize")
+def tokenize_command(
+    store: str = typer.Argument(..., help="Store path or URL."),
+    ckpt: str = typer.Option(..., "--ckpt", help="Tokenizer run directory (newest checkpoint) or checkpoint file."),
+    batch: int = typer.Option(DEFAULT_BATCH_FRAMES, "--batch", min=1, help="Frames encoded per forward pass."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace latents of another checkpoint."),
+    debug: bool = typer.Option(False, help="Show tracebacks."),
+) -> None:
+    """Encode every frame (no masking) into data/latents; resumable; rerun to continue after a crash."""
+    from dreamer_model.tokenizer.frame_encoder import TokenizerFrameEncoder
+    from dreamer_model.train.distributed import pick_device
+
+    encoder = TokenizerFrameEncoder.from_checkpoint(ckpt, device=pick_device(device))
+    with progress_bar() as bar:
+        task = bar.add_task("tokenize", total=None, detail="")
+        report = tokenize_store(store, encoder, batch_frames=batch, overwrite=overwrite,
+                                progress=lambda done, total, frames: bar.update(
+                                    task, completed=done, total=total, detail=f"{frames} frames"))
+    shape = "x".join(map(str, encoder.latent_shape))
+    if report.already_done:
+        stderr.print(f"{store}: already holds latents of this checkpoint ({encoder.checkpoint_hash}); nothing to do",
+                     highlight=False, soft_wrap=True)
+        return
+    resumed = f", resumed after {report.resumed_from} finished episodes" if report.resumed_from else ""
+    stderr.print(f"{store}: {report.frames} frames of {report.episodes} episodes → data/latents ({shape} float16) "
+                 f"in {report.seconds:.1f} s ({report.frames_per_second:.0f} frames/s){resumed}; checkpoint "
+                 f"{encoder.checkpoint_hash}", highlight=False, soft_wrap=True)

@@ -1,0 +1,190 @@
+"""tokenize: encode every frame of a store with a trained tokenizer; store the latents beside the frames.
+
+``dreamer_data`` never imports the model: it takes the tokenizer through ``FrameEncoder`` below
+(``dreamer_model.tokenizer.frame_encoder`` implements it). The encoder sees each episode's frames
+in order, in batches, after a ``reset()`` at the episode's start, so a causal tokenizer may carry
+context from one batch to the next but never across episodes.
+
+Writing follows the store's rules. ``data/latents`` (N, S_z, D_z) float16 is written episode by
+episode; after each episode a small progress file (checkpoint hash + per-episode checksums) is
+replaced atomically, so a rerun with the same checkpoint resumes at the first unfinished episode.
+The manifest lists the field (with its checksums, so ``verify`` covers it, and a ``latents`` entry
+with the checkpoint hash and latent shape) only once every row is written; replacing latents of
+another checkpoint (``overwrite``) unlists the old ones first, so a reader never sees a mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Iterator, Protocol
+
+import numpy as np
+import zarr
+
+from .errors import StoreError
+from .store.fields import FieldSpec
+from .store.location import StoreLocation
+from .store.manifest import save_manifest
+from .store.reader import StoreReader
+from .store.writer import create_field_array, write_rows
+
+LATENTS = "latents"
+FRAMES = "frames"
+PROGRESS_FILE = "tokenize-progress.json"
+DEFAULT_BATCH_FRAMES = 256
+LATENT_CHUNK_ROWS = 1024
+
+
+class FrameEncoder(Protocol):
+    """What tokenize needs of a tokenizer."""
+
+    image_size: tuple[int, int]  # (H, W) of the frames it was trained on
+    patch_size: int
+    latent_shape: tuple[int, int]  # (S_z, D_z)
+    checkpoint_hash: str  # "sha256:…" identifying the weights
+    description: dict  # recorded in the manifest's latents entry (checkpoint path, preset, step, …)
+
+    def reset(self) -> None:
+        """A new episode starts: forget any context from earlier frames."""
+
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """(n, H, W, C) uint8, consecutive frames of one episode → (n, S_z, D_z) float latents."""
+
+
+@dataclass
+class TokenizeReport:
+    episodes: int  # episodes encoded by this run
+    frames: int  # frames encoded by this run
+    resumed_from: int  # episodes an earlier interrupted run had finished
+    seconds: float
+    already_done: bool = False
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def check_fits(reader: StoreReader, encoder: FrameEncoder) -> None:
+    """Refuse a tokenizer whose frame size, channels or patch size do not fit the store's frames."""
+    where = reader.location.root
+    if FRAMES not in reader.fields:
+        raise StoreError(f"{where}: store has no frames field to tokenize")
+    height, width, channels = reader.fields[FRAMES].shape
+    if tuple(encoder.image_size) != (height, width):
+        raise StoreError(f"{where}: frames are {height}x{width} but the tokenizer checkpoint was trained on "
+                         f"{encoder.image_size[0]}x{encoder.image_size[1]} frames; train one at this resolution "
+                         f"or ingest the store at --resolution {encoder.image_size[0]}x{encoder.image_size[1]}")
+    if channels != 3:
+        raise StoreError(f"{where}: frames have {channels} channels, the tokenizer reads RGB (3)")
+    if not 1 <= encoder.patch_size <= min(height, width):
+        raise StoreError(f"{where}: the tokenizer's patch size {encoder.patch_size} does not fit "
+                         f"{height}x{width} frames")
+
+
+def _unpublish(location: StoreLocation, manifest: dict) -> None:
+    manifest["fields"].pop(LATENTS, None)
+    manifest["latents"] = None
+    for episode in manifest["episodes"]:
+        episode["checksums"].pop(LATENTS, None)
+    save_manifest(location, manifest)
+
+
+def _load_progress(location: StoreLocation) -> dict | None:
+    if not location.exists(PROGRESS_FILE):
+        return None
+    try:
+        return json.loads(location.read_bytes(PROGRESS_FILE))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None  # a torn or foreign file: start over
+
+
+def _save_progress(location: StoreLocation, progress: dict) -> None:
+    location.write_bytes_atomic(PROGRESS_FILE, (json.dumps(progress) + "\n").encode())
+
+
+def tokenize_store(store: str, encoder: FrameEncoder, *, batch_frames: int = DEFAULT_BATCH_FRAMES,
+                   overwrite: bool = False, compression_level: int = 3,
+                   progress: Callable[[int, int, int], None] | None = None) -> TokenizeReport:
+    """Encode every frame of ``store`` into ``data/latents``; resumable, published atomically.
+
+    ``progress(episodes_done, episodes_total, frames_done)`` is called after each episode."""
+    if batch_frames < 1:
+        raise StoreError(f"batch size must be >= 1, got {batch_frames}")
+    began = time.perf_counter()
+    location = StoreLocation(store)
+    reader = StoreReader(location)
+    manifest = reader.manifest
+    check_fits(reader, encoder)
+    latent_shape = tuple(int(v) for v in encoder.latent_shape)
+    current = manifest.get("latents")
+    if current and LATENTS in manifest["fields"]:
+        if current.get("checkpoint_hash") == encoder.checkpoint_hash:
+            return TokenizeReport(0, 0, len(reader.episodes), time.perf_counter() - began, already_done=True)
+        if not overwrite:
+            raise StoreError(f"{store}: already holds latents of checkpoint {current.get('checkpoint_hash')}; "
+                             f"pass --overwrite to replace them with this checkpoint's "
+                             f"({encoder.checkpoint_hash})")
+        _unpublish(location, manifest)
+
+    spec = FieldSpec(LATENTS, "float16", latent_shape, chunk_rows=LATENT_CHUNK_ROWS)
+    total = reader.total_frames
+    group = zarr.open_group(location.zarr_store(read_only=False), mode="r+")
+    state = _load_progress(location)
+    resumable = (state is not None and state.get("checkpoint_hash") == encoder.checkpoint_hash
+                 and state.get("shape") == list(latent_shape) and state.get("frames") == total
+                 and spec.path in group and tuple(group[spec.path].shape) == (total, *latent_shape))
+    if not resumable:
+        state = {"checkpoint_hash": encoder.checkpoint_hash, "shape": list(latent_shape), "frames": total,
+                 "checksums": {}}
+        create_field_array(group, spec, total, compression_level)
+        _save_progress(location, state)
+    array = group[spec.path]
+    frames = reader.array(FRAMES)
+    episodes = reader.episodes
+    resumed_from = sum(1 for episode in episodes if episode["id"] in state["checksums"])
+    encoded_frames = encoded_episodes = 0
+
+    for index, episode in enumerate(episodes):
+        if episode["id"] in state["checksums"]:
+            continue
+        digest = hashlib.sha256()
+        encoder.reset()
+
+        def latent_batches() -> Iterator[np.ndarray]:
+            for start in range(episode["start"], episode["end"], batch_frames):
+                rows = frames[start:min(episode["end"], start + batch_frames)]
+                latents = np.asarray(encoder.encode(rows))
+                if latents.shape != (len(rows), *latent_shape):
+                    raise StoreError(f"{store}: the tokenizer returned latents of shape {latents.shape} for "
+                                     f"{len(rows)} frames, expected {(len(rows), *latent_shape)}")
+                latents = latents.astype(np.float16)
+                if not np.isfinite(latents).all():
+                    raise StoreError(f"{store}: the tokenizer produced non-finite latents in episode "
+                                     f"{episode['id']} (frames {start}..{start + len(rows) - 1})")
+                digest.update(latents.tobytes())
+                yield latents
+
+        write_rows(array, episode["start"], latent_batches(), spec.chunk_rows)
+        state["checksums"][episode["id"]] = f"sha256:{digest.hexdigest()}"
+        _save_progress(location, state)
+        encoded_episodes += 1
+        encoded_frames += episode["length"]
+        if progress:
+            progress(index + 1, len(episodes), encoded_frames)
+
+    manifest["fields"][LATENTS] = spec.to_json()
+    for episode in manifest["episodes"]:
+        episode["checksums"][LATENTS] = state["checksums"][episode["id"]]
+    manifest["latents"] = {
+        "field": LATENTS, "shape": list(latent_shape), "dtype": spec.dtype,
+        "checkpoint_hash": encoder.checkpoint_hash, "image_size": list(encoder.image_size),
+        "patch_size": encoder.patch_size, "tokenizer": encoder.description,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    save_manifest(location, manifest)
+    location.remove(PROGRESS_FILE)
+    return TokenizeReport(encoded_episodes, encoded_frames, resumed_from, time.perf_counter() - began)

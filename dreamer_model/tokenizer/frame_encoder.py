@@ -1,0 +1,53 @@
+"""A trained tokenizer as ``dreamer_data.tokenize.FrameEncoder``: what ``dreamer-data tokenize`` runs.
+
+Frames of one episode arrive in order, in batches. The encoder is causal in time with a window of
+``context`` frames, so a K/V cache of the temporal layers carries the last frames from one batch to
+the next: every frame is encoded exactly as it would be inside one long sequence (no masking).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..configs import tokenizer_run_from_dict
+from ..nn import TimeCache
+from ..train.checkpoint import load_checkpoint
+from .model import Tokenizer
+
+
+class TokenizerFrameEncoder:
+    def __init__(self, model: Tokenizer, checkpoint_hash: str, description: dict,
+                 device: str | torch.device = "cpu"):
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        cfg = model.cfg
+        self.image_size = (cfg.height, cfg.width)
+        self.patch_size = cfg.patch
+        self.latent_shape = model.latent_shape
+        self.checkpoint_hash = checkpoint_hash
+        self.description = description
+        self.cache: TimeCache | None = None
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "TokenizerFrameEncoder":
+        state = load_checkpoint(path, "tokenizer")
+        run = tokenizer_run_from_dict(state["config"], state["path"])
+        model = Tokenizer(run.tokenizer)
+        model.load_state_dict(state["model"])
+        description = {"checkpoint": str(Path(state["path"]).resolve()), "preset": run.preset, "step": state["step"]}
+        return cls(model, state["model_hash"], description, device)
+
+    def reset(self) -> None:
+        self.cache = self.model.encoder.init_cache()
+
+    @torch.inference_mode()
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        if self.cache is None:
+            self.reset()
+        video = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)[None]  # (1, n, H, W, C)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            z = self.model.encode(video, cache=self.cache, update_cache=True)  # (1, n, S_z, D_z)
+        return z[0].float().cpu().numpy()

@@ -1,0 +1,1 @@
+"""Trainers and what they share: checkpoints, run logging, distributed setup, sample images."""

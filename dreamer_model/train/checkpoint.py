@@ -1,0 +1,95 @@
+"""Checkpoints of a run: ``RUN/checkpoints/step_00001000.pt``, written atomically (temp + rename).
+
+A checkpoint holds everything a bit-exact resume needs (model, optimizer, loss normalisers, step,
+config; the data order and the patch masks are pure functions of (seed, step), see the trainer)
+plus ``model_hash``, the identity of the weights that ``tokenize`` records in a store's manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import ModelError
+
+CHECKPOINT_DIR = "checkpoints"
+_NAME = re.compile(r"step_(\d{8,})\.pt$")
+
+
+def model_hash(state_dict: dict[str, torch.Tensor], config: dict) -> str:
+    """sha256 over the config and every tensor (sorted by name): same weights → same hash."""
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode() + str(tensor.dtype).encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return f"sha256:{digest.hexdigest()}"
+
+
+def checkpoint_path(run_dir: str | Path, step: int) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / f"step_{step:08d}.pt"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.search(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def save_checkpoint(run_dir: str | Path, step: int, state: dict[str, Any], keep: int = 3) -> Path:
+    """Write ``state`` for ``step`` atomically, then drop all but the newest ``keep`` checkpoints."""
+    path = checkpoint_path(run_dir, step)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(buffer.getvalue())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a run directory (→ its newest checkpoint)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        found = list_checkpoints(path)
+        if not found:
+            raise ModelError(f"{path}: run directory has no checkpoints (expected {CHECKPOINT_DIR}/step_*.pt)")
+        return found[-1]
+    raise ModelError(f"{path}: no such checkpoint file or run directory")
+
+
+def load_checkpoint(path: str | Path, kind: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and check a checkpoint written by the ``kind`` trainer (e.g. "tokenizer")."""
+    path = resolve_checkpoint(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as error:  # torch.load raises many types for a torn or foreign file
+        raise ModelError(f"{path}: unreadable checkpoint ({type(error).__name__}: {error})") from None
+    if not isinstance(state, dict) or state.get("kind") != kind:
+        found = state.get("kind") if isinstance(state, dict) else type(state).__name__
+        raise ModelError(f"{path}: not a {kind} checkpoint (found {found!r})")
+    state["path"] = str(path)
+    return state

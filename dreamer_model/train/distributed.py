@@ -1,0 +1,76 @@
+"""One process or many (``torchrun --nproc_per_node N``): rank, device, and the few collectives we use.
+
+torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; then the process group starts with NCCL on CUDA and
+gloo on CPU, and every rank uses ``cuda:LOCAL_RANK`` (or the CPU).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from ..errors import ModelError
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` → CUDA when present, else CPU; ``cuda`` → this rank's GPU; anything else as given."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ModelError(f"--device {name!r}: not a device (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+    return device
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def mean(self, value: torch.Tensor) -> torch.Tensor:
+        """Average a tensor over ranks (identity in one process)."""
+        if not self.enabled:
+            return value
+        value = value.clone().to(self.device)
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+        return (value / self.world_size).cpu() if value.device.type != "cpu" else value / self.world_size
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def init_distributed(device_name: str) -> Distributed:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(device_name, local_rank)
+    if world_size == 1:
+        return Distributed(device=device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size(), local_rank, device)
