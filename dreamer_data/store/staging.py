@@ -38,7 +38,8 @@ class EpisodeStager:
         self.file = file
         self.final = Path(root) / staging_key(episode_id)
         self.tmp = Path(root) / f".tmp-{staging_key(episode_id)}-{os.getpid()}"
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        for stale in Path(root).glob(f".tmp-{staging_key(episode_id)}-*"):  # halves left by killed workers
+            shutil.rmtree(stale, ignore_errors=True)
         for spec in fields.values():
             (self.tmp / spec.file_stem).mkdir(parents=True)
         self.hashes = {name: hashlib.sha256() for name in fields}
