@@ -21,6 +21,7 @@ from dreamer_data.store.summary import summarize
 from dreamer_data.store.verify import verify_store
 from dreamer_data.store.wds import DEFAULT_CLIP_LENGTH
 
+from .collect import collect_command
 from .common import EXIT_FAILED_EPISODES, progress_bar, report_errors, stderr
 from .tokenize import tokenize_command
 
@@ -173,6 +174,11 @@ def inspect_command(
         r = summary["returns"]
         rows.append(("return", f"{r['mean']:.2f} ± {r['std']:.2f} (min {r['min']:.2f}, max {r['max']:.2f}), "
                                f"mean length {r['mean_length']:.0f}"))
+    if "achievements" in summary:
+        a = summary["achievements"]
+        counts = sorted(((n, k) for k, n in a["episodes"].items() if n), reverse=True)
+        rows.append(("achievements", f"Crafter score {a['score']:.2f} %; episodes unlocking: "
+                                     + (", ".join(f"{k} {n}" for n, k in counts) or "none")))
     for key, value in rows:
         table.add_row(key, value)
     stdout.print(table)
@@ -196,6 +202,7 @@ def verify_command(
     stderr.print(f"{store}: ok", highlight=False)
 
 
+app.command("collect")(collect_command)
 app.command("tokenize")(tokenize_command)
 
 

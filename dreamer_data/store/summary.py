@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..collect.scores import crafter_score, episode_unlocks, success_rates
 from .reader import StoreReader
 
 
@@ -41,4 +42,9 @@ def summarize(reader: StoreReader) -> dict:
         summary["returns"] = {"mean": float(returns.mean()), "std": float(returns.std()),
                               "min": float(returns.min()), "max": float(returns.max()),
                               "mean_length": float(lengths.mean())}
+    if "achievements" in reader.fields and frames:
+        ends = np.array([e["end"] for e in reader.episodes])
+        unlocked = episode_unlocks(reader.array("achievements")[:frames], ends)
+        summary["achievements"] = {"episodes": dict(zip(observation["achievements"], unlocked.sum(0).tolist())),
+                                   "score": crafter_score(success_rates(unlocked))}
     return summary

@@ -1,0 +1,78 @@
+"""Crafter episodes from a RAW folder written by ``dreamer-data collect crafter``.
+
+Store fields (row t = frame t, the action after it, what that action produced):
+- ``frames`` (N, 64, 64, 3) uint8: Crafter's native render, unchanged (``--resolution`` resizes by
+  area averaging);
+- ``actions/discrete`` (N,) int64 in [0, 17), names in the manifest (0 = ``noop``);
+- ``rewards`` (N,) float32: Crafter's reward (+1 per first unlock of an achievement, ±0.1 per
+  health point gained / lost); ``is_terminal`` (N,) uint8: the player died (the 10,000-step time
+  limit is not a terminal); ``has_action`` / ``is_null_action`` as everywhere (noop counts as null);
+- ``achievements`` (N, 22) uint8: how much row t's action raised each achievement counter
+  (names in ``manifest.observation.achievements``). First unlocks are the first non-zero entry per
+  episode and column, so a task reward for any achievement, Crafter's own reward
+  (first unlocks + health deltas) and per-episode success all derive from it;
+- ``inventory`` (N, 16) uint8: the inventory shown with frame t (health, food, drink, energy, …).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..collect.crafter_env import ACHIEVEMENTS, ACTION_NAMES, CRAFTER_FPS, INVENTORY_ITEMS, NATIVE_SIZE
+from ..collect.source import RawEpisodeSource, check_member, null_action_flags
+from ..imageops import resize_frames
+from ..store.fields import FieldSpec
+from .base import DEFAULT_ROW_CHUNK_ROWS
+
+
+class CrafterSource(RawEpisodeSource):
+    kind = "crafter"
+    observation_member = "frames"
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.options.resolution or NATIVE_SIZE)
+
+    def fields(self) -> dict[str, FieldSpec]:
+        rows = DEFAULT_ROW_CHUNK_ROWS
+        specs = [
+            FieldSpec("frames", "uint8", (*self.size, 3), self.options.frame_chunk_rows),
+            FieldSpec("actions/discrete", "int64", (), rows),
+            FieldSpec("rewards", "float32", (), rows),
+            FieldSpec("is_terminal", "uint8", (), rows),
+            FieldSpec("has_action", "uint8", (), rows),
+            FieldSpec("is_null_action", "uint8", (), rows),
+            FieldSpec("achievements", "uint8", (len(ACHIEVEMENTS),), rows),
+            FieldSpec("inventory", "uint8", (len(INVENTORY_ITEMS),), rows),
+        ]
+        return {spec.name: spec for spec in specs}
+
+    def observation_spec(self) -> dict:
+        height, width = self.size
+        return {"height": height, "width": width, "channels": 3, "fps": CRAFTER_FPS,
+                "native_height": NATIVE_SIZE[0], "native_width": NATIVE_SIZE[1],
+                "resize": "none" if self.size == NATIVE_SIZE else "area, no crop",
+                "achievements": list(ACHIEVEMENTS), "inventory": list(INVENTORY_ITEMS),
+                "fps_note": "nominal: Crafter is turn-based"}
+
+    def action_spec(self) -> dict:
+        return {"discrete": {"kind": "categorical", "size": len(ACTION_NAMES), "names": list(ACTION_NAMES),
+                             "dtype": "int64", "null_class": 0}}
+
+    def check_rows(self, rows: dict[str, np.ndarray], file: str) -> None:
+        check_member(rows, "frames", (*NATIVE_SIZE, 3), "uint8", file)
+        check_member(rows, "achievements", (len(ACHIEVEMENTS),), "uint8", file)
+        check_member(rows, "inventory", (len(INVENTORY_ITEMS),), "uint8", file)
+
+    def store_rows(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        frames = rows["frames"] if self.size == NATIVE_SIZE else resize_frames(rows["frames"], self.size)
+        return {
+            "frames": frames,
+            "actions/discrete": rows["actions"],
+            "rewards": rows["rewards"],
+            "is_terminal": rows["is_terminal"],
+            "has_action": rows["has_action"],
+            "is_null_action": null_action_flags(rows["actions"], rows["has_action"]),
+            "achievements": rows["achievements"],
+            "inventory": rows["inventory"],
+        }

@@ -1,0 +1,154 @@
+"""MinAtar end to end: collect real games, ingest, and check the store against the real environment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+
+from conftest import read_manifest, run_cli
+from dreamer_data.collect.collector import CollectConfig, collect, collect_episode
+from dreamer_data.collect.minatar_env import GAMES, minatar_environment
+from dreamer_data.collect.minatar_render import palette, render_grids
+from dreamer_data.collect.replay import mismatches, replay
+from dreamer_data.errors import DreamerDataError
+from dreamer_data.ingest import IngestPlan, ingest
+from dreamer_data.sources import ReadOptions
+from dreamer_data.sources.minatar import MinAtarSource
+from dreamer_data.store.reader import StoreReader
+
+Environment = minatar_environment()  # MinAtar's own class (imported without its GUI libraries)
+
+# seaborn.color_palette("cubehelix", n) × 255, rounded: what MinAtar's own display uses.
+SEABORN_CUBEHELIX = {
+    4: [[22, 61, 78], [84, 121, 47], [208, 126, 147], [193, 202, 243]],
+    10: [[25, 18, 43], [23, 52, 76], [24, 91, 72], [60, 118, 50], [126, 122, 54], [188, 121, 103],
+         [212, 134, 175], [202, 169, 231], [194, 210, 243], [214, 240, 239]],
+}
+
+
+def episode(group: zarr.Group, name: str, index: int) -> np.ndarray:
+    ends = group["meta/episode_ends"][:]
+    start = 0 if index == 0 else int(ends[index - 1])
+    return group[f"data/{name}"][start:int(ends[index])]
+
+
+@pytest.fixture(scope="module")
+def games_store(tmp_path_factory):
+    """Two short random episodes of every game (sticky actions on), collected and ingested.
+
+    breakout goes through the CLI a user runs; the other games through the same Python functions.
+    """
+    root = tmp_path_factory.mktemp("minatar")
+    stores = {}
+    for game in GAMES:
+        raw, store = root / f"{game}-raw", root / f"{game}-store"
+        if game == "breakout":
+            result = run_cli("collect", "minatar", "--game", game, "--episodes", "2", "--out", raw, "--seed", "7",
+                             "--max-steps", "60", "--sticky-prob", "0.3")
+            assert result.returncode == 0, result.stderr
+            result = run_cli("ingest", "minatar", raw, "--out", store)
+            assert result.returncode == 0, result.stderr
+        else:
+            collect(CollectConfig("minatar", seed=7, game=game, max_steps=60, sticky_prob=0.3), raw, episodes=2)
+            report = ingest(MinAtarSource(str(raw), ReadOptions()), str(store), IngestPlan())
+            assert report.ingested == 2 and not report.failed
+        stores[game] = store
+    return stores
+
+
+@pytest.mark.parametrize("game", GAMES)
+def test_store_equals_the_real_environment_step_by_step(games_store, game):
+    """Replaying the stored actions through MinAtar's own Environment by hand gives the stored rows."""
+    store = games_store[game]
+    group = zarr.open_group(str(store), mode="r")
+    manifest = read_manifest(store)
+    assert manifest["observation"]["grid_channels"] == sorted(Environment(game).env.channels,
+                                                              key=Environment(game).env.channels.get)
+    for index, entry in enumerate(manifest["episodes"]):
+        notes = entry["notes"]
+        env = Environment(game, sticky_action_prob=notes["sticky_action_prob"])
+        env.seed(notes["env_seed"])
+        env.reset()
+        actions, has_action = episode(group, "actions/discrete", index), episode(group, "has_action", index)
+        grids, rewards, terminals, executed = [], [], [], []
+        for action in actions[has_action == 1]:
+            grids.append(env.state())
+            reward, terminal = env.act(int(action))
+            rewards.append(reward)
+            terminals.append(terminal)
+            executed.append(env.last_action)
+        grids.append(env.state())
+        np.testing.assert_array_equal(episode(group, "obs_grid", index), np.array(grids, np.uint8))
+        np.testing.assert_array_equal(episode(group, "rewards", index), np.array(rewards + [0], np.float32))
+        np.testing.assert_array_equal(episode(group, "is_terminal", index), np.array(terminals + [False], np.uint8))
+        np.testing.assert_array_equal(episode(group, "executed_actions", index)[:-1], executed)
+        assert has_action.tolist() == [1] * (len(actions) - 1) + [0]
+        assert episode(group, "is_null_action", index).tolist() == [int(a == 0) for a in actions[:-1]] + [1]
+        if not terminals[-1]:  # the only other way an episode ends is the 60-step limit
+            assert len(actions) == 61 and notes["truncated"] and not notes["terminated"]
+
+
+def test_sticky_actions_show_in_executed_actions(games_store):
+    group = zarr.open_group(str(games_store["freeway"]), mode="r")  # freeway never ends before the limit
+    chosen, executed = group["data/actions/discrete"][:], group["data/executed_actions"][:]
+    rows = group["data/has_action"][:] == 1
+    assert 0 < np.mean(chosen[rows] != executed[rows]) < 0.5  # sticky prob 0.3, random policy
+
+
+def test_frames_are_the_grid_in_minatar_colours(games_store):
+    for n, colours in SEABORN_CUBEHELIX.items():
+        assert palette(n).tolist() == [[0, 0, 0]] + colours
+    group = zarr.open_group(str(games_store["seaquest"]), mode="r")
+    grids, frames = group["data/obs_grid"][:], group["data/frames"][:]
+    assert frames.shape == (len(grids), 64, 64, 3)
+    levels = np.max(grids * np.arange(1, 11, dtype=np.uint8), axis=-1)  # highest channel wins
+    cells = (np.arange(64) * 10) // 64  # nearest neighbour: pixel row/col → grid cell
+    np.testing.assert_array_equal(frames, palette(10)[levels[:, cells][:, :, cells]])
+    np.testing.assert_array_equal(render_grids(grids, (64, 64)), frames)
+
+
+def test_render_resolution_option(tmp_path, games_store):
+    raw = read_manifest(games_store["breakout"])["source"]["uri"]
+    out = tmp_path / "store80"
+    result = run_cli("ingest", "minatar", raw, "--out", out, "--resolution", "80x80")
+    assert result.returncode == 0, result.stderr
+    frames = zarr.open_group(str(out), mode="r")["data/frames"][:]
+    grids = zarr.open_group(str(out), mode="r")["data/obs_grid"][:]
+    assert frames.shape[1:] == (80, 80, 3)
+    blocks = frames.reshape(len(frames), 10, 8, 10, 8, 3)
+    assert (blocks == blocks[:, :, :1, :, :1]).all()  # every grid cell is an 8x8 block of one colour
+    levels = np.max(grids * np.arange(1, 5, dtype=np.uint8), axis=-1)
+    np.testing.assert_array_equal(blocks[:, :, 0, :, 0], palette(4)[levels])
+
+
+def test_replay_from_store_notes_and_a_wrong_seed_is_caught(games_store):
+    reader = StoreReader(str(games_store["asterix"]))
+    for index, entry in enumerate(reader.episodes):
+        recorded = {"obs": reader.episode("obs_grid", index), "rewards": reader.episode("rewards", index),
+                    "is_terminal": reader.episode("is_terminal", index)}
+        actions, has_action = reader.episode("actions/discrete", index), reader.episode("has_action", index)
+        assert mismatches(recorded, replay(entry["notes"], actions, has_action)) == []
+    notes = {**reader.episodes[0]["notes"], "env_seed": reader.episodes[0]["notes"]["env_seed"] + 1}
+    recorded = {"obs": reader.episode("obs_grid", 0), "rewards": reader.episode("rewards", 0)}
+    try:
+        problems = mismatches(recorded, replay(notes, reader.episode("actions/discrete", 0),
+                                               reader.episode("has_action", 0)))
+    except DreamerDataError as error:  # another world may end before the recorded actions do
+        problems = [str(error)]
+    assert problems
+
+
+def test_time_limit_is_a_truncation_not_a_terminal():
+    config = CollectConfig("minatar", "noisy-scripted", seed=0, game="freeway", max_steps=25).checked()
+    rows, info = collect_episode(config, 0)
+    assert len(rows["actions"]) == 26 and rows["is_terminal"].sum() == 0
+    assert info["truncated"] and not info["terminated"] and info["steps"] == 25
+
+
+def test_scripted_breakout_beats_random():
+    def mean_return(policy: str) -> float:
+        config = CollectConfig("minatar", policy, seed=3, game="breakout", max_steps=2000).checked()
+        return float(np.mean([collect_episode(config, i)[1]["return"] for i in range(10)]))
+
+    assert mean_return("noisy-scripted") > 3 * mean_return("random")
