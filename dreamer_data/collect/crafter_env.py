@@ -26,6 +26,7 @@ ACHIEVEMENTS: tuple[str, ...] = tuple(constants.achievements)
 INVENTORY_ITEMS: tuple[str, ...] = tuple(constants.items)
 NATIVE_SIZE = (64, 64)
 DEFAULT_LENGTH = 10000  # Crafter's standard episode limit (a time-limit truncation, not a terminal)
+CRAFTER_VERSION = version("crafter")
 CRAFTER_FPS = 5  # nominal: Crafter is turn-based; its own GUI (crafter.run_gui) plays at 5 fps
 
 # Ids of info['semantic'] / the semantic view: materials first (0 = out of world), then objects.
@@ -102,5 +103,5 @@ class CrafterEnv:
     def settings(self) -> dict:
         """Everything needed to rebuild this environment exactly (recorded per episode)."""
         return {"env": self.kind, "env_seed": self.seed, "length": self.length, "area": [64, 64], "view": [9, 9],
-                "size": list(NATIVE_SIZE), "crafter_version": version("crafter"),
+                "size": list(NATIVE_SIZE), "crafter_version": CRAFTER_VERSION,
                 "balance_order": "spawn index"}

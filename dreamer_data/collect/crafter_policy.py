@@ -3,10 +3,10 @@
 It sees only what the frame shows (the 9x7 cells around the player, from the semantic map) plus
 its inventory, and walks by breadth-first search over walkable cells to the nearest cell next to
 a target. Rules, first match wins: fight an adjacent zombie; sleep when tired and no zombie is in
-sight; drink / eat when low and water / a cow is in sight; make every tool the nearby table (and
-furnace) allows; place a table, then a furnace, when there is none in sight; mine coal, iron,
-diamond, stone with the right pickaxe; chop trees; plant saplings; otherwise explore in a
-persistent random direction.
+sight; drink / eat when low and water / a cow is in sight (when urgent, walk back to where they
+were last seen); make every tool the nearby table (and furnace) allows; place a table, then a
+furnace, when there is none in sight; mine coal, iron, diamond, stone with the right pickaxe;
+chop trees; plant saplings; otherwise explore in a persistent random direction.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ REACH_X, REACH_Y = 4, 3  # the visible world: 9 cells wide, 7 high, centred on t
 WALKABLE = {MATERIAL_IDS[name] for name in constants.walkable}
 TOOLS = ("wood_pickaxe", "wood_sword", "stone_pickaxe", "stone_sword", "iron_pickaxe", "iron_sword")
 THIRSTY = HUNGRY = 6  # drink / food level at which the player goes for water / a cow in sight
+URGENT = 3  # level at which it walks back to where it last saw them
+NEED = {"water": "drink", "cow": "food"}
 TIRED = 2  # energy level at which the player sleeps
 KEEP = {"wood": 5, "stone": 5, "coal": 1, "iron": 1}  # stock worth gathering before moving on
 TURN_PROB = 0.05  # chance per step that exploration picks a new direction
@@ -40,10 +42,12 @@ class CrafterScripted:
     def __init__(self, rng: np.random.Generator):
         self.rng = rng
         self.heading = (0, 1)
+        self.seen: dict[str, tuple[int, int]] = {}  # where water / a cow was last in sight
 
     def act(self, env) -> int:
         view: CrafterView = env.view()
         inv = view.inventory
+        self._remember(view)
         if view.sleeping:
             return ACTION["noop"]
         for rule in (self._fight, self._sleep, self._drink, self._eat, self._craft, self._place_station,
@@ -63,10 +67,33 @@ class CrafterScripted:
         return ACTION["sleep"]
 
     def _drink(self, view: CrafterView, inv: dict) -> int | None:
-        return _approach(view, _ids("water")) if inv["drink"] <= THIRSTY else None
+        return self._seek(view, "water") if inv["drink"] <= THIRSTY else None
 
     def _eat(self, view: CrafterView, inv: dict) -> int | None:
-        return _approach(view, _ids("cow")) if inv["food"] <= HUNGRY else None
+        return self._seek(view, "cow") if inv["food"] <= HUNGRY else None
+
+    def _seek(self, view: CrafterView, name: str) -> int | None:
+        """Approach ``name`` in sight; else, once in need, head back to where it was last seen."""
+        action = _approach(view, _ids(name))
+        if action is not None or name not in self.seen or view.inventory[NEED[name]] > URGENT:
+            return action
+        (x, y), (px, py) = self.seen[name], view.pos
+        if abs(x - px) <= REACH_X and abs(y - py) <= REACH_Y:
+            del self.seen[name]  # it is gone from there
+            return None
+        for direction in ((int(np.sign(x - px)), 0), (0, int(np.sign(y - py)))):
+            if direction != (0, 0) and _cell(view, px + direction[0], py + direction[1]) in WALKABLE:
+                return MOVES[direction]
+        return None
+
+    def _remember(self, view: CrafterView) -> None:
+        x0, y0 = max(0, view.pos[0] - REACH_X), max(0, view.pos[1] - REACH_Y)
+        window = view.semantic[x0: view.pos[0] + REACH_X + 1, y0: view.pos[1] + REACH_Y + 1]
+        for name in NEED:
+            cells = np.argwhere(np.isin(window, list(_ids(name)))) + (x0, y0)
+            if len(cells):
+                nearest = cells[np.argmin(np.abs(cells - view.pos).sum(axis=1))]
+                self.seen[name] = (int(nearest[0]), int(nearest[1]))
 
     def _craft(self, view: CrafterView, inv: dict) -> int | None:
         nearby = _nearby(view)

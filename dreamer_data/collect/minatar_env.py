@@ -21,6 +21,7 @@ ACTION_NAMES: tuple[str, ...] = ("noop", "left", "up", "right", "down", "fire") 
 DEFAULT_STICKY_PROB = 0.1  # MinAtar's default
 DEFAULT_MAX_STEPS = 10000
 GUI_MODULES = ("matplotlib", "seaborn")
+MINATAR_VERSION = version("minatar")
 
 
 def minatar_environment() -> type:
@@ -102,4 +103,4 @@ class MinAtarEnv:
     def settings(self) -> dict:
         return {"env": self.kind, "game": self.game, "env_seed": self.seed, "sticky_action_prob": self.sticky_prob,
                 "difficulty_ramping": self.ramping, "max_steps": self.max_steps,
-                "minatar_version": version("minatar")}
+                "minatar_version": MINATAR_VERSION}
