@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Callable, Collection, Iterator, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Collection, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 from torch.utils.data import Sampler
 
 from ..errors import DreamerDataError
 from .context import resolve_rank
+
+if TYPE_CHECKING:
+    from .window import WindowDataset
 
 EpisodeSelection = Union[Collection[str], Callable[[str], bool], None]
 SAMPLE_BLOCK = 1024  # samples drawn per seeded block; sample n depends only on (seed, n)
@@ -61,13 +64,14 @@ class WindowSampler(Sampler[int]):
     """Window indices of a ``WindowDataset``, drawn with replacement, seeded and resumable.
 
     The n-th sample of the global stream depends only on (seed, n): a run resumed at step s
-    passes ``start = s * batch_size`` and gets the windows the original run would have seen.
-    Rank r of w takes global samples r, r + w, r + 2w, … so ranks never draw the same sample
-    slot. A window's probability is proportional to its episode's weight (default 1.0, which is
+    passes ``start = s * batch_size`` (the per-rank batch) and gets the windows the original
+    run would have seen. Rank r of w takes global samples r, r + w, r + 2w, … so ranks never
+    draw the same sample slot. ``num_samples`` (per rank, counted from 0) bounds the stream;
+    without it the sampler never ends. A window's probability is proportional to its episode's weight (default 1.0, which is
     uniform over windows); weight 0 leaves an episode out.
     """
 
-    def __init__(self, dataset, *, seed: int = 0, episode_weights: Mapping[str, float] | None = None,
+    def __init__(self, dataset: "WindowDataset", *, seed: int = 0, episode_weights: Mapping[str, float] | None = None,
                  start: int = 0, num_samples: int | None = None, rank: int | None = None,
                  world_size: int | None = None):
         index = dataset.index

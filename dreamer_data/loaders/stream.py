@@ -56,10 +56,16 @@ class StreamDataset(IterableDataset):
 
     Shards are the unit of splitting: each epoch the shard list is shuffled with (seed, epoch),
     rank r of w takes every w-th shard and worker k of n every n-th of those, so the ranks and
-    workers of one epoch read disjoint shards that together cover the store once. Windows are
-    cut per episode (they never cross one) ``stride`` frames apart (default: ``length``, every
-    frame once), then mixed through a shuffle buffer of ``shuffle`` windows (0: store order).
+    workers of one epoch read disjoint shards that together cover the store once. Shards differ
+    in size, so ranks may get different numbers of windows: end DDP epochs by a step count (or
+    use torch's ``Join``). Windows are cut per episode (they never cross one) ``stride`` frames
+    apart (default: ``length``, every frame once), then mixed through a shuffle buffer of
+    ``shuffle`` windows (0: store order).
     Call ``set_epoch(e)`` before each epoch to reshuffle; it reaches persistent workers too.
+
+    ``length``, ``frame_step``, ``load``, ``frame_dtype`` and ``episodes`` mean what they mean
+    for ``WindowDataset``; unshuffled, the stream yields exactly its windows in its order.
+    ``rank``/``world_size`` default to torch.distributed's, read when the dataset is built.
 
     ``store`` is a path or any fsspec URL; shards are opened through fsspec. Remote stores need
     ``multiprocessing_context=dataset.multiprocessing_context`` ('spawn') in the DataLoader.

@@ -23,6 +23,11 @@ from .windows import WindowIndex, WindowShape
 class WindowDataset(Dataset):
     """Windows of ``length`` frames from a store, as dicts of tensors keyed by store field name.
 
+    A window holds ``length`` frames ``frame_step`` rows apart; windows start every ``stride``
+    rows of an episode. ``load`` names the fields to read (``"actions"`` selects every
+    ``actions/…`` field; default all); ``frame_dtype`` float types scale frames to [0, 1];
+    ``episodes`` keeps some episodes (ids, or a predicate such as ``EpisodeSplit(0.05).train``).
+
     Window i is a pure function of i (episode order, then start row), so any sampler works;
     ``WindowSampler`` adds seeding, resume and episode weights. Windows stay inside one episode
     unless ``cross_episodes``; ``is_first`` marks rows that begin an episode either way.
