@@ -1,0 +1,227 @@
+"""Shortcut forcing (eqs. 1–4, 7–8), line by line against DESIGN.md's statement, with known functions
+in place of the network where a line is about arithmetic rather than learning."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from dreamer_model.dynamics.shortcut import (ShortcutForcingLoss, bootstrap_loss, bootstrap_velocity, flow_loss,
+                                             implied_velocity, noise_latents, ramp_weight, sample_step_and_signal,
+                                             step_sizes)
+
+torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny shapes run fastest on one thread (and do not fight other processes for cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def known_f(z: torch.Tensor, tau: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """A fixed nonlinear 'model' f(z, τ, d) that depends on all three inputs."""
+    tau, d = tau[..., None, None], d[..., None, None]
+    return torch.sin(z) * (1 + tau) - 0.5 * d + 0.25 * z * d
+
+
+# ------------------------------------------------------------------------------------------------ eq. 1
+
+def test_noising_convention_tau_one_is_data_tau_zero_is_noise():
+    x, eps = torch.randn(2, 3, 4, 5), torch.randn(2, 3, 4, 5)
+    assert torch.equal(noise_latents(x, eps, torch.ones(2, 3)), x)
+    assert torch.equal(noise_latents(x, eps, torch.zeros(2, 3)), eps)
+    tau = torch.full((2, 3), 0.25)
+    torch.testing.assert_close(noise_latents(x, eps, tau), 0.75 * eps + 0.25 * x)
+    # the velocity implied by predicting the data is the path's velocity x − ε, at any τ < 1
+    tau = torch.tensor([[0.0, 0.5, 0.875]]).expand(2, 3)
+    torch.testing.assert_close(implied_velocity(x, noise_latents(x, eps, tau), tau), x - eps)
+
+
+# ------------------------------------------------------------------------------------------------ eq. 8
+
+def test_ramp_weight_values():
+    tau = torch.tensor([0.0, 0.25, 0.5, 1.0])
+    torch.testing.assert_close(ramp_weight(tau), torch.tensor([0.1, 0.325, 0.55, 1.0]))
+
+
+# ------------------------------------------------------------------------------------------------ eq. 4
+
+def test_step_sizes_are_powers_of_two_down_to_d_min():
+    assert step_sizes(64).tolist() == [1, 1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32, 1 / 64]
+
+
+def test_d_on_power_of_two_grid_and_tau_on_the_grid_of_d():
+    d, tau = sample_step_and_signal((200, 100), 64, torch.Generator().manual_seed(3))
+    levels = step_sizes(64).float()
+    assert torch.isin(d, levels).all()
+    counts = torch.stack([(d == level).sum() for level in levels])
+    assert (counts > 0.8 * d.numel() / 7).all() and (counts < 1.2 * d.numel() / 7).all()  # d ~ U{levels}
+    k = tau / d
+    assert torch.equal(k, k.round())  # τ = k·d, exactly
+    assert (tau >= 0).all() and (tau <= 1 - d).all()  # k ∈ {0, …, 1/d − 1}
+    assert set(tau[d == 1].tolist()) == {0.0}
+    assert set(tau[d == 0.25].tolist()) == {0.0, 0.25, 0.5, 0.75}
+    assert len(set(tau[d == 1 / 64].tolist())) == 64
+
+
+def test_flow_objective_samples_only_d_min():
+    d, tau = sample_step_and_signal((50, 40), 64, torch.Generator().manual_seed(0), objective="flow")
+    assert (d == 1 / 64).all()
+    assert len(set(tau.tolist() if tau.ndim == 0 else tau.flatten().tolist())) == 64
+
+
+def test_sampling_is_a_function_of_the_generator_seed():
+    a = sample_step_and_signal((4, 8), 64, torch.Generator().manual_seed(7))
+    b = sample_step_and_signal((4, 8), 64, torch.Generator().manual_seed(7))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+# ------------------------------------------------------------------------------------------------ eq. 7, d = d_min
+
+def test_flow_term_target_is_the_clean_data():
+    x = torch.randn(2, 3, 4, 5)
+    tau = torch.tensor([[0.0, 0.5, 63 / 64]] * 2)
+    assert torch.equal(flow_loss(x, x, tau), torch.zeros(2, 3))
+    delta = torch.full_like(x, 0.5)
+    torch.testing.assert_close(flow_loss(x + delta, x, tau), ramp_weight(tau) * 0.25)
+    # as τ → 1 the input already is the data: predicting the input gives zero loss
+    eps = torch.randn_like(x)
+    near_one = torch.full((2, 3), 1 - 1e-6)
+    assert flow_loss(noise_latents(x, eps, near_one), x, near_one).max() < 1e-10
+
+
+# ------------------------------------------------------------------------------------------------ eq. 3 / 7, d > d_min
+
+def test_bootstrap_target_is_the_average_of_two_half_step_velocities_computed_by_hand():
+    z = torch.randn(1, 2, 3, 4, dtype=torch.float64)
+    tau = torch.tensor([[0.25, 0.5]], dtype=torch.float64)
+    d = torch.tensor([[0.5, 1 / 64]], dtype=torch.float64)  # frame 0 bootstrapped, frame 1 at d_min
+    got = bootstrap_velocity(known_f, z, tau, d, 1 / 64)
+    # frame 0 by hand: τ = 1/4, d = 1/2, half step 1/4
+    z0 = z[0, 0]
+
+    def f(zz, t, dd):
+        return known_f(zz[None, None], torch.tensor([[t]], dtype=torch.float64),
+                       torch.tensor([[dd]], dtype=torch.float64))[0, 0]
+
+    b1 = (f(z0, 0.25, 0.25) - z0) / (1 - 0.25)
+    z_mid = z0 + b1 * 0.25
+    b2 = (f(z_mid, 0.5, 0.25) - z_mid) / (1 - 0.5)
+    torch.testing.assert_close(got[0, 0], (b1 + b2) / 2)
+
+
+def test_bootstrap_passes_keep_d_min_frames_at_their_own_inputs():
+    """A d_min frame is context for later frames: the teacher must see it exactly as the student does."""
+    seen = []
+
+    def recording_f(z, tau, d):
+        seen.append((z.clone(), tau.clone(), d.clone()))
+        return known_f(z, tau, d)
+
+    z = torch.randn(1, 2, 3, 4)
+    tau, d = torch.tensor([[0.5, 0.25]]), torch.tensor([[1 / 64, 0.25]])
+    bootstrap_velocity(recording_f, z, tau, d, 1 / 64)
+    assert len(seen) == 2
+    for z_in, tau_in, d_in in seen:
+        assert torch.equal(z_in[:, 0], z[:, 0]) and tau_in[0, 0] == 0.5 and d_in[0, 0] == 1 / 64
+    assert seen[0][2][0, 1] == 0.125 and seen[1][2][0, 1] == 0.125  # d/2 in both half steps
+    assert seen[0][1][0, 1] == 0.25 and seen[1][1][0, 1] == 0.375  # τ, then τ + d/2
+    assert not torch.equal(seen[1][0][:, 1], z[:, 1])  # z′ moved
+
+
+def test_perfect_denoiser_makes_the_bootstrap_target_the_true_velocity():
+    x, eps = torch.randn(2, 4, 3, 5, dtype=torch.float64), torch.randn(2, 4, 3, 5, dtype=torch.float64)
+    d, tau = sample_step_and_signal((2, 4), 64, torch.Generator().manual_seed(1))
+    d, tau = d.double().clamp(min=1 / 32), tau.double()  # every frame bootstrapped
+    tau = torch.minimum(tau, 1 - d)
+    z = noise_latents(x, eps, tau)
+    oracle = lambda zz, t, dd: x  # noqa: E731  f ≡ x
+    v_target = bootstrap_velocity(oracle, z, tau, d, 1 / 64)
+    torch.testing.assert_close(v_target, x - eps)
+    assert bootstrap_loss(x, z, tau, v_target).abs().max() < 1e-20  # predicting x is self-consistent
+
+
+def test_bootstrap_loss_in_velocity_space_with_ramp_and_one_minus_tau_squared():
+    x_pred, z = torch.randn(2, 3, 4, 5, dtype=torch.float64), torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    v_target = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    tau = torch.tensor([[0.0, 0.5, 0.75]] * 2, dtype=torch.float64)
+    expected = ramp_weight(tau) * (1 - tau) ** 2 * (((x_pred - z) / (1 - tau)[..., None, None] - v_target) ** 2).mean((-2, -1))
+    torch.testing.assert_close(bootstrap_loss(x_pred, z, tau, v_target), expected)
+    # equivalently an x-space distance to the target z_τ + (1 − τ)·v_target
+    x_target = z + (1 - tau)[..., None, None] * v_target
+    torch.testing.assert_close(bootstrap_loss(x_pred, z, tau, v_target),
+                               ramp_weight(tau) * ((x_pred - x_target) ** 2).mean((-2, -1)))
+
+
+# ------------------------------------------------------------------------------------------------ the module
+
+class Scaled(torch.nn.Module):
+    """known_f with one learnable scale, so gradients can be checked."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(1.3))
+
+    def forward(self, z, tau, d):
+        return self.scale * known_f(z, tau, d)
+
+
+def test_loss_module_combines_the_terms_by_hand_and_stops_the_teacher_gradient():
+    model = Scaled()
+    x = torch.randn(3, 5, 2, 4)
+    loss_fn = ShortcutForcingLoss(k_max=8).eval()  # eval: normalisers stay at RMS = 1
+    loss, metrics = loss_fn(model, x, torch.Generator().manual_seed(5))
+    loss.backward()
+    # redo every line by hand from the same random stream
+    g = torch.Generator().manual_seed(5)
+    d, tau = sample_step_and_signal((3, 5), 8, g)
+    eps = torch.randn(x.shape, generator=g)
+    z = noise_latents(x, eps, tau)
+    flow_frames, boot_frames = d == 1 / 8, d > 1 / 8
+    assert flow_frames.any() and boot_frames.any()
+    with torch.no_grad():
+        v_target = bootstrap_velocity(model, z, tau, d, 1 / 8)
+    scale = torch.tensor(1.3, requires_grad=True)
+    x_pred = scale * known_f(z, tau, d)
+    flow = flow_loss(x_pred, x, tau)[flow_frames].mean()
+    boot = bootstrap_loss(x_pred, z, tau, v_target)[boot_frames].mean()
+    (flow + boot).backward()
+    torch.testing.assert_close(loss, (flow + boot).detach())
+    assert metrics["flow"] == pytest.approx(flow.item(), rel=1e-5)
+    assert metrics["bootstrap"] == pytest.approx(boot.item(), rel=1e-5)
+    torch.testing.assert_close(model.scale.grad, scale.grad)  # the target carried no gradient
+
+
+def test_running_rms_normalises_each_term_and_is_saved_for_resume():
+    model = Scaled()
+    loss_fn = ShortcutForcingLoss(k_max=4).train()
+    x = torch.randn(4, 8, 2, 4)
+    loss, metrics = loss_fn(model, x, torch.Generator().manual_seed(0))
+    assert loss.item() == pytest.approx(2.0, rel=1e-5)  # first update: each term / √(term²) = 1
+    assert metrics["flow_rms"] == pytest.approx(metrics["flow"], rel=1e-5)
+    for step in range(1, 4):
+        loss_fn(model, x * (1 + step), torch.Generator().manual_seed(step))
+    state = loss_fn.state_dict()
+    restored = ShortcutForcingLoss(k_max=4)
+    restored.load_state_dict(state)
+    assert restored.flow_rms.rms == loss_fn.flow_rms.rms and restored.boot_rms.rms == loss_fn.boot_rms.rms
+    assert int(state["flow_rms.updates"]) == 4
+
+
+def test_flow_baseline_has_no_bootstrap_term_and_calls_the_model_once():
+    calls = []
+
+    def f(z, tau, d):
+        calls.append(d)
+        return known_f(z, tau, d)
+
+    loss, metrics = ShortcutForcingLoss(k_max=64, objective="flow").eval()(f, torch.randn(2, 3, 2, 4),
+                                                                          torch.Generator().manual_seed(0))
+    assert len(calls) == 1 and (calls[0] == 1 / 64).all()
+    assert "bootstrap" not in metrics and math.isfinite(loss.item())
