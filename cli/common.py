@@ -35,7 +35,7 @@ def report_errors(program: str) -> Callable:
                 stderr.print(f"[yellow]{program}: interrupted[/]; finished work is saved, rerun the same "
                              f"command to resume", highlight=False)
                 sys.exit(EXIT_INTERRUPTED)
-            except (OSError, ValueError, RuntimeError) as error:
+            except Exception as error:  # anything else (a missing fsspec backend, a library error): still one line
                 if debug:
                     raise
                 stderr.print(f"[red]{program}: error:[/] {type(error).__name__}: {error} (rerun with --debug "
