@@ -9,18 +9,41 @@ import av
 import numpy as np
 
 VPT_HEIGHT, VPT_WIDTH, VPT_FPS = 360, 640, 20
+# Small 16:9 size for tests that do not need VPT's native 640x360 (decoding cost scales with pixels).
+SMALL_HEIGHT, SMALL_WIDTH = 72, 128
 
-
-def frame_pattern(index: int, height: int, width: int) -> np.ndarray:
-    """A frame whose mean brightness encodes its index (survives H.264 and downscaling)."""
-    level = 16 + (index * 37) % 224
-    frame = np.full((height, width, 3), level, dtype=np.uint8)
-    frame[: height // 4, : width // 4, 0] = 255 - level  # some structure so the encoder has edges
-    return frame
+_LEVEL0, _LEVEL_STEP, _DIGITS = 16, 14, 16  # 16 brightness levels 14 apart: robust to H.264 + resizing
 
 
 def pattern_level(index: int) -> int:
-    return 16 + (index * 37) % 224
+    """Brightness of the left half of frame ``index`` (its index mod 16)."""
+    return _LEVEL0 + _LEVEL_STEP * (index % _DIGITS)
+
+
+def frame_pattern(index: int, height: int, width: int) -> np.ndarray:
+    """A grey frame whose brightness encodes its index: left half = index mod 16, right half = index // 16.
+
+    Levels are 14 apart, so any index < 256 survives H.264, yuv420 and area downscaling, and two
+    frames one or two apart never look alike (see ``pattern_index``).
+    """
+    frame = np.empty((height, width, 3), dtype=np.uint8)
+    frame[:, : width // 2] = pattern_level(index)
+    frame[:, width // 2:] = _LEVEL0 + _LEVEL_STEP * ((index // _DIGITS) % _DIGITS)
+    return frame
+
+
+def pattern_index(frame: np.ndarray) -> int:
+    """Read back the index ``frame_pattern`` wrote, from a decoded (possibly resized) frame."""
+    height, width = frame.shape[:2]
+    rows = slice(height // 4, max(height // 4 + 1, 3 * height // 4))
+
+    def digit(columns: slice) -> int:
+        level = float(frame[rows, columns].mean())
+        return int(np.clip(round((level - _LEVEL0) / _LEVEL_STEP), 0, _DIGITS - 1))
+
+    low = digit(slice(width // 8, max(width // 8 + 1, 3 * width // 8)))
+    high = digit(slice(5 * width // 8, max(5 * width // 8 + 1, 7 * width // 8)))
+    return high * _DIGITS + low
 
 
 def write_h264(path: Path, n_frames: int, height: int = VPT_HEIGHT, width: int = VPT_WIDTH, fps: int = VPT_FPS,
@@ -41,12 +64,12 @@ def write_h264(path: Path, n_frames: int, height: int = VPT_HEIGHT, width: int =
 
 def vpt_line(tick: int, keys: list[str] = (), buttons: list[int] = (), new_buttons: list[int] = (),
              dx: float = 0.0, dy: float = 0.0, hotbar: int = 0, gui: bool = False, x: float = 320.0,
-             y: float = 180.0) -> dict:
+             y: float = 180.0, new_keys: list[str] = ()) -> dict:
     """One jsonl record in the full VPT contractor field layout."""
     return {
         "mouse": {"x": x, "y": y, "dx": dx, "dy": dy, "scaledX": x - 320.0, "scaledY": y - 180.0, "dwheel": 0.0,
                   "buttons": list(buttons), "newButtons": list(new_buttons)},
-        "keyboard": {"keys": list(keys), "newKeys": [], "chars": ""},
+        "keyboard": {"keys": list(keys), "newKeys": list(new_keys), "chars": ""},
         "isGuiOpen": gui, "isGuiInventory": gui, "hotbar": hotbar, "yaw": 0.0, "pitch": 0.0,
         "xpos": 0.5, "ypos": 64.0, "zpos": 0.5, "tick": tick, "milli": 1650000000000 + 50 * tick,
         "inventory": [], "serverTick": tick, "serverTickDurationMs": 12.5, "stats": {},
@@ -75,23 +98,38 @@ def write_jsonl(path: Path, lines: list[dict]) -> Path:
 
 
 def write_vpt_episode(folder: Path, name: str, n_frames: int, n_lines: int | None = None, seed: int = 0,
-                      height: int = VPT_HEIGHT, width: int = VPT_WIDTH) -> tuple[Path, Path]:
+                      height: int = SMALL_HEIGHT, width: int = SMALL_WIDTH,
+                      lines: list[dict] | None = None) -> tuple[Path, Path]:
+    """``NAME.mp4`` (pattern frames) + ``NAME.jsonl`` (random lines unless ``lines`` is given)."""
     folder.mkdir(parents=True, exist_ok=True)
     video = write_h264(folder / f"{name}.mp4", n_frames, height, width)
-    actions = write_jsonl(folder / f"{name}.jsonl", random_vpt_lines(n_lines if n_lines is not None else n_frames, seed))
+    if lines is None:
+        lines = random_vpt_lines(n_lines if n_lines is not None else n_frames, seed)
+    actions = write_jsonl(folder / f"{name}.jsonl", lines)
     return video, actions
 
 
+def truncate_file(path: Path, keep: float = 0.5) -> Path:
+    """Cut a file to a fraction of its bytes (an interrupted download)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
 MINERL_BUTTON_KEYS = ("forward", "back", "left", "right", "jump", "sneak", "sprint", "attack")
+# Enum-valued MineRL v0.4 action keys (ObtainDiamond): item names, or "none" for no action.
+MINERL_ENUM_KEYS = {"place": "dirt", "craft": "planks", "equip": "wooden_pickaxe", "nearbyCraft": "furnace",
+                    "nearbySmelt": "iron_ingot"}
 
 
-def minerl_action_arrays(n: int, seed: int = 0, with_place: bool = True) -> dict[str, np.ndarray]:
+def minerl_action_arrays(n: int, seed: int = 0, with_enums: bool = True) -> dict[str, np.ndarray]:
+    """``action$…`` arrays as MineRL stores them: int64 buttons, float32 (pitch, yaw) camera, str enums."""
     rng = np.random.default_rng(seed)
     arrays = {f"action${key}": (rng.random(n) < 0.3).astype(np.int64) for key in MINERL_BUTTON_KEYS}
     arrays["action$camera"] = rng.normal(0, 5, size=(n, 2)).astype(np.float32)
-    if with_place:
-        arrays["action$place"] = np.where(rng.random(n) < 0.1, "dirt", "none")
-        arrays["action$craft"] = np.where(rng.random(n) < 0.05, "planks", "none")
+    if with_enums:
+        for key, item in MINERL_ENUM_KEYS.items():
+            arrays[f"action${key}"] = np.where(rng.random(n) < 0.2, item, "none")
     return arrays
 
 
@@ -99,8 +137,12 @@ def write_minerl_raw(folder: Path, n_frames: int, seed: int = 0, size: int = 64)
     """MineRL v0.4 layout: recording.mp4 (n frames) + rendered.npz (n-1 steps) + metadata.json."""
     folder.mkdir(parents=True, exist_ok=True)
     write_h264(folder / "recording.mp4", n_frames, size, size)
+    rng = np.random.default_rng(seed)
     arrays = minerl_action_arrays(n_frames - 1, seed)
-    arrays["reward"] = np.random.default_rng(seed).integers(0, 2, n_frames - 1).astype(np.float32)
+    arrays["reward"] = rng.integers(0, 2, n_frames - 1).astype(np.float64)
+    # observation arrays sit beside the actions in the real files; ingest must ignore them
+    arrays["observation$inventory$dirt"] = rng.integers(0, 64, n_frames - 1).astype(np.int64)
+    arrays["observation$equipped_items.mainhand.type"] = np.full(n_frames - 1, "none")
     np.savez(folder / "rendered.npz", **arrays)
     (folder / "metadata.json").write_text(json.dumps({"success": True, "duration_steps": n_frames - 1,
                                                       "total_reward": float(arrays["reward"].sum())}))
@@ -108,9 +150,10 @@ def write_minerl_raw(folder: Path, n_frames: int, seed: int = 0, size: int = 64)
 
 
 def write_minerl_extracted(folder: Path, n_frames: int, seed: int = 0, size: int = 64) -> Path:
+    """The extracted layout: frames.npy (T, H, W, 3) + actions.npz (T steps) + rewards.npy (T,)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     np.save(folder / "frames.npy", rng.integers(0, 256, (n_frames, size, size, 3), dtype=np.uint8))
-    np.savez(folder / "actions.npz", **minerl_action_arrays(n_frames, seed, with_place=False))
+    np.savez(folder / "actions.npz", **minerl_action_arrays(n_frames, seed, with_enums=False))
     np.save(folder / "rewards.npy", rng.random(n_frames).astype(np.float32))
     return folder
