@@ -42,24 +42,28 @@ def read_code(frame: np.ndarray) -> int:
 
 def action_row(g: int, width: int) -> np.ndarray:
     """Action of global frame g: dimension 0 is g itself, the rest vary in scale and sign."""
-    return np.array([g, 0.5 * g - 3.0, np.sin(g), -2.0 * g, 7.0][:width], dtype=np.float32)
+    values = [g, 0.5 * g - 3.0, np.sin(g), -2.0 * g, 7.0] + [np.cos(g * d) for d in range(5, width)]
+    return np.array(values[:width], dtype=np.float32)
 
 
 def state_row(g: int, width: int) -> np.ndarray:
-    return np.array([10.0 + g, -float(g), 0.25 * g][:width], dtype=np.float32)
+    values = [10.0 + g, -float(g), 0.25 * g] + [np.sin(g + d) for d in range(3, width)]
+    return np.array(values[:width], dtype=np.float32)
 
 
 Painter = Callable[[int, int, int], np.ndarray]  # (code, height, width) -> (height, width, 3) uint8
 
 
 def write_video(path: Path, codes: list[int], height: int, width: int, fps: int, gop: int = 4,
-                bframes: int = 2, paint: Painter = code_frame, crf: int = 12) -> Path:
-    """H.264 mp4 of painted frames; short GOP and B-frames make seeking and reordering real."""
+                bframes: int = 2, paint: Painter = code_frame, crf: int = 12, codec: str = "libx264") -> Path:
+    """mp4 of painted frames: H.264 with a short GOP and B-frames (seeking and reordering are real), or
+    AV1 (``libsvtav1``, LeRobot's default codec)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"g": str(gop), "crf": str(crf), "preset": "ultrafast", "x264-params": f"bframes={bframes}"}
+        stream.options = {"g": str(gop), "crf": str(crf), **(
+            {"preset": "ultrafast", "x264-params": f"bframes={bframes}"} if codec == "libx264" else {"preset": "11"})}
         for code in codes:
             for packet in stream.encode(av.VideoFrame.from_ndarray(paint(code, height, width), format="rgb24")):
                 container.mux(packet)
@@ -145,7 +149,7 @@ def write_lerobot(root: Path, version: str, lengths: list[int], *, cameras: tupl
     parquet file in row groups of ``row_group_rows``, ``per_video_file`` episodes concatenated per mp4).
 
     Episodes in ``unlabeled`` have no actions: v2 files lack the column, v3 rows hold nulls.
-    ``video`` passes encoder settings (gop, bframes, crf, paint) on to ``write_video``.
+    ``video`` passes encoder settings (gop, bframes, crf, paint, codec) on to ``write_video``.
     """
     dataset = Dataset(root, version, list(lengths), tuple(cameras), action_dim, state_dim, fps, per_data_file,
                       per_video_file)

@@ -70,6 +70,14 @@ def test_rows_and_frames_align_exactly(tmp_path, version, backend):
     assert dataset.lengths == [e["length"] for e in reader.episodes]
 
 
+def test_av1_videos_as_lerobot_encodes_them(tmp_path):
+    lengths = [7, 12, 9, 6]
+    write_lerobot(tmp_path / "ds", "v3.0", lengths, height=64, width=64,
+                  video={"codec": "libsvtav1", "gop": 2, "crf": 30})
+    report, reader = run_ingest(tmp_path / "ds", tmp_path / "store")
+    assert report.failed == [] and codes(reader).tolist() == list(range(sum(lengths)))
+
+
 @pytest.mark.parametrize("version", ["v2.1", "v3.0"])
 def test_action_statistics_are_exact_and_skip_unlabeled_rows(tmp_path, version):
     write_lerobot(tmp_path / "ds", version, LENGTHS, unlabeled=(1,))
