@@ -130,6 +130,8 @@ def test_bad_raw_episodes_fail_alone_with_the_file_named(tmp_path):
 
 def test_a_folder_that_is_not_a_raw_folder_is_refused(tmp_path):
     with pytest.raises(DreamerDataError, match="collect.json: missing"):
+        MinAtarSource(str(tmp_path), ReadOptions()).list_episodes()
+    with pytest.raises(DreamerDataError, match="neither a collect RAW folder .* nor a folder of Crafter recorder"):
         CrafterSource(str(tmp_path), ReadOptions()).list_episodes()
     collect(BREAKOUT, tmp_path / "raw", episodes=1)
     with pytest.raises(DreamerDataError, match="collected from 'minatar'; use `dreamer-data ingest minatar`"):

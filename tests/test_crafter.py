@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import crafter
 import numpy as np
 import pytest
 import zarr
@@ -12,8 +13,8 @@ from conftest import read_manifest, run_cli
 from dreamer_data.collect.collector import CollectConfig, collect_episode
 from dreamer_data.collect.crafter_env import ACHIEVEMENTS, INVENTORY_ITEMS, DeterministicCrafter
 from dreamer_data.collect.replay import mismatches, replay
-from dreamer_data.errors import DreamerDataError
 from dreamer_data.collect.scores import crafter_score, episode_unlocks, success_rates
+from dreamer_data.errors import DreamerDataError
 from dreamer_data.store.reader import StoreReader
 from dreamer_data.store.summary import summarize
 
@@ -136,6 +137,37 @@ def test_crafter_score_is_the_papers_geometric_mean():
     unlocked = episode_unlocks(flags, np.array([2, 5]))
     assert unlocked.tolist()[0][3] and unlocked.tolist()[1][3] and unlocked.tolist()[1][0]
     assert success_rates(unlocked)[[0, 3, 5]].tolist() == [50.0, 100.0, 0.0]
+
+
+def test_crafters_own_recorder_episodes_are_shifted_into_our_convention(tmp_path):
+    """crafter.Recorder stores the action that led to each frame; ingest rows pair frame t with action t."""
+    env = crafter.Recorder(DeterministicCrafter(seed=3, length=80), tmp_path / "recorded", save_stats=False,
+                           save_video=False, save_episode=True)
+    rng = np.random.default_rng(0)
+    frames, actions, rewards, discounts, counts, inventories = [env.reset()], [], [], [], [], []
+    done = False
+    while not done:
+        actions.append(int(rng.integers(17)))
+        frame, reward, done, info = env.step(actions[-1])
+        frames.append(frame)
+        rewards.append(reward)
+        discounts.append(info["discount"])
+        counts.append([info["achievements"][name] for name in ACHIEVEMENTS])
+        inventories.append([info["inventory"][name] for name in INVENTORY_ITEMS])
+    store = tmp_path / "store"
+    result = run_cli("ingest", "crafter", tmp_path / "recorded", "--out", store)
+    assert result.returncode == 0, result.stderr
+    group = zarr.open_group(str(store), mode="r")
+    rows = rows_of(group, 0)
+    np.testing.assert_array_equal(rows["frames"], np.array(frames))
+    np.testing.assert_array_equal(rows["actions/discrete"], actions + [0])
+    np.testing.assert_array_equal(rows["rewards"], np.array(rewards + [0], np.float32))
+    np.testing.assert_array_equal(rows["is_terminal"], [int(d == 0) for d in discounts] + [0])
+    np.testing.assert_array_equal(rows["achievements"], np.diff(np.array([[0] * 22] + counts), axis=0).tolist()
+                                  + [[0] * 22])
+    np.testing.assert_array_equal(rows["inventory"], [[9, 9, 9, 9] + [0] * 12] + inventories)
+    notes = read_manifest(store)["episodes"][0]["notes"]
+    assert notes["layout"] == "crafter-recorder" and not notes["replayable"] and notes["steps"] == len(actions)
 
 
 def test_scripted_policy_chops_wood_and_makes_a_pickaxe():

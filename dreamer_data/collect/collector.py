@@ -52,6 +52,8 @@ class CollectConfig:
             raise DreamerDataError(f"unknown policy {self.policy!r}; choose from {', '.join(POLICIES)}")
         if not 0 <= self.seed < 2**63:
             raise DreamerDataError(f"--seed must be a non-negative integer, got {self.seed}")
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise DreamerDataError(f"--epsilon must be in [0, 1], got {self.epsilon}")
         max_steps = self.max_steps if self.max_steps is not None else DEFAULT_MAX[self.env]
         if max_steps < 1:
             raise DreamerDataError(f"--max-steps must be at least 1, got {max_steps}")

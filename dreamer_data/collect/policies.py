@@ -54,8 +54,6 @@ def make_policy(name: str, env, epsilon: float, rng: np.random.Generator) -> Pol
     if name == "random":
         return RandomPolicy(env.n_actions, rng)
     if name == "noisy-scripted":
-        if not 0.0 <= epsilon <= 1.0:
-            raise DreamerDataError(f"--epsilon must be in [0, 1], got {epsilon}")
         return NoisyPolicy(_scripted(env, rng), env.n_actions, epsilon, rng)
     raise DreamerDataError(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
 

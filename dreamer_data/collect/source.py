@@ -24,18 +24,24 @@ class RawEpisodeSource(Source):
     observation_member: str  # raw member holding the observations
 
     @property
+    def run_file(self) -> str:
+        return f"{self.src.rstrip('/')}/{RUN_FILE}"
+
+    def has_run(self) -> bool:
+        return self.exists(self.run_file)
+
+    @property
     def run(self) -> dict:
         """The RAW folder's ``collect.json`` (read once per process)."""
         if getattr(self, "_run", None) is None:
-            path = f"{self.src.rstrip('/')}/{RUN_FILE}"
-            if not self.exists(path):
-                raise DreamerDataError(f"{path}: missing; SRC must be a folder written by `dreamer-data collect "
-                                       f"{self.kind}`")
-            with self.open(path) as handle:
+            if not self.has_run():
+                raise DreamerDataError(f"{self.run_file}: missing; SRC must be a folder written by `dreamer-data "
+                                       f"collect {self.kind}`")
+            with self.open(self.run_file) as handle:
                 run = read_run(self.src, handle.read().decode())
             if run.get("env") != self.kind:
-                raise DreamerDataError(f"{path}: collected from {run.get('env')!r}; use `dreamer-data ingest "
-                                       f"{run.get('env')}`")
+                raise DreamerDataError(f"{self.run_file}: collected from {run.get('env')!r}; use `dreamer-data "
+                                       f"ingest {run.get('env')}`")
             self._run = run
         return self._run
 
@@ -54,19 +60,25 @@ class RawEpisodeSource(Source):
 
     def read_episode(self, ref: EpisodeRef, emit: Emit) -> dict:
         file = ref.files["episode"]
-        try:
-            with self.open(file) as handle:
-                data = handle.read()
-        except OSError as error:
-            raise EpisodeError(file, f"cannot read ({error})") from None
-        rows, info = read_episode(data, file, self.observation_member)
+        rows, info = read_episode(self.read_bytes(file), file, self.observation_member)
         if info.get("env") != self.kind:
             raise EpisodeError(file, f"episode info says env {info.get('env')!r}, expected {self.kind!r}")
+        self.emit_rows(rows, file, emit)
+        return info
+
+    def read_bytes(self, file: str) -> bytes:
+        try:
+            with self.open(file) as handle:
+                return handle.read()
+        except OSError as error:
+            raise EpisodeError(file, f"cannot read ({error})") from None
+
+    def emit_rows(self, rows: dict[str, np.ndarray], file: str, emit: Emit) -> None:
+        """Check raw rows, then emit them as store rows in chunks of ``frame_chunk_rows``."""
         self.check_rows(rows, file)
         step = self.options.frame_chunk_rows
         for start in range(0, len(rows["actions"]), step):
             emit(self.store_rows({name: values[start:start + step] for name, values in rows.items()}))
-        return info
 
     @abstractmethod
     def check_rows(self, rows: dict[str, np.ndarray], file: str) -> None:

@@ -1,4 +1,6 @@
-"""Crafter episodes from a RAW folder written by ``dreamer-data collect crafter``.
+"""Crafter episodes: a RAW folder written by ``dreamer-data collect crafter``, or a folder of
+``.npz`` episodes saved by Crafter's own ``crafter.Recorder`` (shifted into our row convention at
+ingest; see ``dreamer_data.collect.crafter_recorder``; such episodes have no seed to replay from).
 
 Store fields (row t = frame t, the action after it, what that action produced):
 - ``frames`` (N, 64, 64, 3) uint8: Crafter's native render, unchanged (``--resolution`` resizes by
@@ -16,13 +18,20 @@ Store fields (row t = frame t, the action after it, what that action produced):
 
 from __future__ import annotations
 
+import io
+import posixpath
+import zipfile
+
 import numpy as np
 
 from ..collect.crafter_env import ACHIEVEMENTS, ACTION_NAMES, CRAFTER_FPS, INVENTORY_ITEMS, NATIVE_SIZE
+from ..collect.crafter_recorder import recorder_rows
+from ..collect.raw import RUN_FILE
 from ..collect.source import RawEpisodeSource, check_member, null_action_flags
+from ..errors import DreamerDataError, EpisodeError
 from ..imageops import resize_frames
 from ..store.fields import FieldSpec
-from .base import DEFAULT_ROW_CHUNK_ROWS
+from .base import DEFAULT_ROW_CHUNK_ROWS, EpisodeRef, Emit, Source
 
 
 class CrafterSource(RawEpisodeSource):
@@ -32,6 +41,35 @@ class CrafterSource(RawEpisodeSource):
     @property
     def size(self) -> tuple[int, int]:
         return tuple(self.options.resolution or NATIVE_SIZE)
+
+    def list_episodes(self) -> list[EpisodeRef]:
+        if self.has_run():
+            return super().list_episodes()
+        refs = [EpisodeRef(self.episode_id(path, drop_extension=True), {"recorder": path})
+                for path in self.walk_files()
+                if path.endswith(".npz") and not posixpath.basename(path).startswith(".")]
+        if not refs:
+            raise DreamerDataError(f"{self.src}: neither a collect RAW folder (no {RUN_FILE}) nor a folder of "
+                                   f"Crafter recorder .npz episodes")
+        return sorted(refs, key=lambda ref: ref.id)
+
+    def settings(self) -> dict:
+        if self.has_run():
+            return super().settings()
+        return {**Source.settings(self), "layout": "crafter-recorder"}
+
+    def read_episode(self, ref: EpisodeRef, emit: Emit) -> dict:
+        if "recorder" not in ref.files:
+            return super().read_episode(ref, emit)
+        file = ref.files["recorder"]
+        try:
+            with np.load(io.BytesIO(self.read_bytes(file)), allow_pickle=False) as npz:
+                arrays = {key: npz[key] for key in npz.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise EpisodeError(file, f"not a readable npz episode ({error})") from None
+        rows, info = recorder_rows(arrays, file)
+        self.emit_rows(rows, file, emit)
+        return info
 
     def fields(self) -> dict[str, FieldSpec]:
         rows = DEFAULT_ROW_CHUNK_ROWS
