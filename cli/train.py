@@ -106,6 +106,10 @@ def tokenizer_command(
         stderr.print(f"{out}: tokenizer at step {result['step']}{held_out}", highlight=False, soft_wrap=True)
 
 
+from .train_world import register as register_world_commands  # noqa: E402  phase1, rollout (issue 6)
+register_world_commands(app)
+
+
 @app.command("plan")
 def plan() -> None:
     """List the training sub-commands and what each does."""

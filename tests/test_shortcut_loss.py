@@ -175,7 +175,7 @@ class Scaled(torch.nn.Module):
 def test_loss_module_combines_the_terms_by_hand_and_stops_the_teacher_gradient():
     model = Scaled()
     x = torch.randn(3, 5, 2, 4)
-    loss_fn = ShortcutForcingLoss(k_max=8).eval()  # eval: normalisers stay at RMS = 1
+    loss_fn = ShortcutForcingLoss(k_max=8).eval()  # eval: the normaliser stays at RMS = 1
     loss, metrics = loss_fn(model, x, torch.Generator().manual_seed(5))
     loss.backward()
     # redo every line by hand from the same random stream
@@ -189,29 +189,34 @@ def test_loss_module_combines_the_terms_by_hand_and_stops_the_teacher_gradient()
         v_target = bootstrap_velocity(model, z, tau, d, 1 / 8)
     scale = torch.tensor(1.3, requires_grad=True)
     x_pred = scale * known_f(z, tau, d)
-    flow = flow_loss(x_pred, x, tau)[flow_frames].mean()
-    boot = bootstrap_loss(x_pred, z, tau, v_target)[boot_frames].mean()
-    (flow + boot).backward()
-    torch.testing.assert_close(loss, (flow + boot).detach())
-    assert metrics["flow"] == pytest.approx(flow.item(), rel=1e-5)
-    assert metrics["bootstrap"] == pytest.approx(boot.item(), rel=1e-5)
+    flow = flow_loss(x_pred, x, tau)  # (B, T)
+    boot = bootstrap_loss(x_pred, z, tau, v_target)  # (B, T)
+    total = (flow * flow_frames + boot * boot_frames).mean()  # each frame its own term, one mean
+    total.backward()
+    torch.testing.assert_close(loss, total.detach())
+    assert metrics["flow"] == pytest.approx(flow[flow_frames].mean().item(), rel=1e-5)
+    assert metrics["bootstrap"] == pytest.approx(boot[boot_frames].mean().item(), rel=1e-5)
     torch.testing.assert_close(model.scale.grad, scale.grad)  # the target carried no gradient
 
 
-def test_running_rms_normalises_each_term_and_is_saved_for_resume():
+def test_running_rms_normalises_the_loss_and_is_saved_for_resume():
     model = Scaled()
     loss_fn = ShortcutForcingLoss(k_max=4).train()
     x = torch.randn(4, 8, 2, 4)
     loss, metrics = loss_fn(model, x, torch.Generator().manual_seed(0))
-    assert loss.item() == pytest.approx(2.0, rel=1e-5)  # first update: each term / √(term²) = 1
-    assert metrics["flow_rms"] == pytest.approx(metrics["flow"], rel=1e-5)
+    assert loss.item() == pytest.approx(1.0, rel=1e-5)  # first update: L / √(L²) = 1
+    assert metrics["loss_rms"] == pytest.approx(metrics["loss_raw"], rel=1e-5)
     for step in range(1, 4):
-        loss_fn(model, x * (1 + step), torch.Generator().manual_seed(step))
+        loss, metrics = loss_fn(model, x * (1 + step), torch.Generator().manual_seed(step))
+    assert loss.item() == pytest.approx(metrics["loss_raw"] / loss_fn.rms.rms, rel=1e-5)
     state = loss_fn.state_dict()
     restored = ShortcutForcingLoss(k_max=4)
     restored.load_state_dict(state)
-    assert restored.flow_rms.rms == loss_fn.flow_rms.rms and restored.boot_rms.rms == loss_fn.boot_rms.rms
-    assert int(state["flow_rms.updates"]) == 4
+    assert restored.rms.rms == loss_fn.rms.rms and int(state["rms.updates"]) == 4
+    loss_fn.eval()
+    before = loss_fn.rms.rms
+    loss_fn(model, x * 10, torch.Generator().manual_seed(9))
+    assert loss_fn.rms.rms == before  # evaluation never moves the normaliser
 
 
 def test_flow_baseline_has_no_bootstrap_term_and_calls_the_model_once():
@@ -224,4 +229,4 @@ def test_flow_baseline_has_no_bootstrap_term_and_calls_the_model_once():
     loss, metrics = ShortcutForcingLoss(k_max=64, objective="flow").eval()(f, torch.randn(2, 3, 2, 4),
                                                                           torch.Generator().manual_seed(0))
     assert len(calls) == 1 and (calls[0] == 1 / 64).all()
-    assert "bootstrap" not in metrics and math.isfinite(loss.item())
+    assert metrics["bootstrap_fraction"] == 0 and math.isfinite(loss.item())

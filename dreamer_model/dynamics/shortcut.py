@@ -24,8 +24,11 @@ Training (diffusion forcing: every (batch, time) element has its own τ and d):
 
 ‖·‖² is the mean over the frame's S_z × D_z latent entries. τ ≤ 1 − d keeps every 1 − τ ≥ d > 0.
 The flow-matching baseline is the same model trained with d = d_min only (``objective="flow"``).
-Each of the two terms is averaged over its frames and divided by a running RMS of itself
-(``RunningRMS``, shared with the tokenizer's loss): L = L_flow / RMS(L_flow) + L_boot / RMS(L_boot).
+The dynamics loss is the mean of the per-frame terms over all (batch, time) elements, divided by a
+running RMS of itself (``RunningRMS``, shared with the tokenizer's loss): L = L̄ / RMS(L̄). One
+normaliser for both terms keeps their relative weight as eq. 7 states it; normalising the bootstrap
+term on its own blows up its gradient as the model becomes self-consistent, and a model that ignores
+its input z is perfectly self-consistent (tests/test_dynamics_actions.py trains into exactly that).
 
 In the bootstrap passes the frames with d = d_min stay at their own (z_τ, τ, d_min), so as context
 they look the same to the teacher as to the student.
@@ -116,14 +119,13 @@ def bootstrap_loss(x_pred: torch.Tensor, z_tau: torch.Tensor, tau: torch.Tensor,
 
 
 class ShortcutForcingLoss(nn.Module):
-    """Eqs. 4 + 7 + 8 on a batch of clean latent windows, normalised by running RMS per term."""
+    """Eqs. 4 + 7 + 8 on a batch of clean latent windows, normalised by one running RMS."""
 
     def __init__(self, k_max: int = 64, objective: str = "shortcut", rms_decay: float = 0.99):
         super().__init__()
         self.k_max, self.objective = k_max, objective
         self.d_min = 1.0 / k_max
-        self.flow_rms = RunningRMS(rms_decay)
-        self.boot_rms = RunningRMS(rms_decay)
+        self.rms = RunningRMS(rms_decay)
 
     def forward(self, f: Predictor, x: torch.Tensor, generator: torch.Generator | None = None,
                 teacher: Predictor | None = None,
@@ -138,29 +140,19 @@ class ShortcutForcingLoss(nn.Module):
         is_flow = d <= self.d_min  # (B, T)
         is_boot = ~is_flow
         v_target = None
-        if self.objective == "shortcut" and bool(is_boot.any()):
+        if bool(is_boot.any()):
             v_target = bootstrap_velocity(teacher or f, z_tau, tau, d, self.d_min)
         x_pred = f(z_tau, tau, d).float()  # x̂ (B, T, S, D)
 
-        flow_terms = flow_loss(x_pred, x, tau)  # (B, T)
-        flow = (flow_terms * is_flow).sum() / is_flow.sum().clamp(min=1)
-        loss = self._normalised(self.flow_rms, flow, bool(is_flow.any()), reduce)
-        metrics = {"flow": flow.item(), "flow_rms": self.flow_rms.rms}
-        if self.objective == "shortcut":
-            boot_terms = bootstrap_loss(x_pred, z_tau, tau, v_target) if v_target is not None else x_pred.new_zeros(b, t)
-            boot = (boot_terms * is_boot).sum() / is_boot.sum().clamp(min=1)
-            loss = loss + self._normalised(self.boot_rms, boot, bool(is_boot.any()), reduce)
-            metrics.update(bootstrap=boot.item(), bootstrap_rms=self.boot_rms.rms,
-                           bootstrap_fraction=float(is_boot.float().mean()))
+        per_frame = flow_loss(x_pred, x, tau)  # (B, T): eq. 7 where d = d_min
+        if v_target is not None:  # eq. 7 where d > d_min
+            per_frame = torch.where(is_boot, bootstrap_loss(x_pred, z_tau, tau, v_target), per_frame)
+        raw = per_frame.mean()
+        loss = self.rms(raw, reduce)
         with torch.no_grad():
-            metrics["x_mse"] = float(((x_pred - x) ** 2).mean())
-        metrics["loss"] = loss.item()
+            metrics = {"loss_raw": raw.item(), "loss_rms": self.rms.rms,
+                       "flow": float(per_frame[is_flow].mean()) if bool(is_flow.any()) else float("nan"),
+                       "bootstrap": float(per_frame[is_boot].mean()) if bool(is_boot.any()) else float("nan"),
+                       "bootstrap_fraction": float(is_boot.float().mean()),
+                       "x_mse": float(((x_pred - x) ** 2).mean()), "loss": loss.item()}
         return loss, metrics
-
-    def _normalised(self, rms: RunningRMS, term: torch.Tensor, present: bool,
-                    reduce: Callable[[torch.Tensor], torch.Tensor] | None) -> torch.Tensor:
-        """term / RMS(term); the normaliser skips batches without such frames (one process only: with
-        ``reduce`` every rank must update, so an empty term counts as 0 there)."""
-        if present or reduce is not None:
-            return rms(term, reduce)
-        return term / max(rms.rms, rms.eps)

@@ -1,0 +1,233 @@
+"""Open-loop rollouts of a trained world model, decoded to pixels with the tokenizer's decoder.
+
+A rollout takes ``context`` real frames of a stored episode (their cached latents), then generates
+``horizon`` frames under the recorded actions (or other actions, for action-sensitivity checks) with
+K denoising steps per frame and the K/V cache. The decoder turns the real and the predicted latents
+into pixels, and ``write_video`` puts ground truth beside prediction in an mp4 or GIF.
+
+Which tokenizer: the store's manifest records the checkpoint that produced its latents
+(``latents.tokenizer.checkpoint`` and ``latents.checkpoint_hash``); another path can be given, and
+its weights must hash to the recorded value, or the decoded pixels would not belong to these latents.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dreamer_data import WindowDataset
+from dreamer_data.store.manifest import load_manifest
+
+from .configs import tokenizer_run_from_dict
+from .dynamics import DynamicsModel, Sampler, shift_actions
+from .dynamics.actions import ActionField
+from .errors import ModelError
+from .tokenizer import Tokenizer
+from .train.checkpoint import load_checkpoint
+from .train.phase1 import load_fields, store_latent_info
+
+FRAMES = "frames"
+
+
+def load_store_tokenizer(store: str, override: str | None = None, device: str | torch.device = "cpu") -> Tokenizer:
+    """The tokenizer whose encoder produced ``store``'s latents (eval mode), checked by weight hash."""
+    entry = load_manifest(store).get("latents") or {}
+    path = override or (entry.get("tokenizer") or {}).get("checkpoint")
+    if not path:
+        raise ModelError(f"{store}: the manifest names no tokenizer checkpoint for its latents; pass --tokenizer CKPT")
+    state = load_checkpoint(path, "tokenizer")
+    recorded = entry.get("checkpoint_hash")
+    if recorded and state.get("model_hash") != recorded:
+        raise ModelError(f"{state['path']}: tokenizer weights {state.get('model_hash')} are not the ones that "
+                         f"produced {store}'s latents ({recorded})")
+    run = tokenizer_run_from_dict(state["config"], state["path"])
+    tokenizer = Tokenizer(run.tokenizer)
+    tokenizer.load_state_dict(state["model"])
+    return tokenizer.to(device).eval()
+
+
+@dataclass
+class Episode:
+    """One window of a stored episode, batched (B = 1): latents, the actions that led to each frame, pixels."""
+
+    latents: torch.Tensor  # (1, T, S_z, D_z)
+    action_in: dict[str, torch.Tensor]  # {name: (1, T, …)}
+    has_action_in: torch.Tensor  # (1, T) bool
+    frames: torch.Tensor | None  # (1, T, H, W, C) uint8, when the store keeps pixels
+    actions: dict[str, torch.Tensor] = field(default_factory=dict)  # raw rows {store field: (1, T, …)}
+
+
+def read_episode(store: str, episode: str, length: int, start: int, fields: list[ActionField]) -> Episode:
+    """Rows start … start + length − 1 of ``episode``, read through ``WindowDataset``."""
+    _, store_fields, has_action = store_latent_info(store)
+    names = {f.name for f in fields}
+    if names != {f.name for f in store_fields}:
+        raise ModelError(f"{store}: actions {sorted(f.name for f in store_fields)} differ from the world model's "
+                         f"{sorted(names)}")
+    load = list(load_fields(fields, has_action))
+    if FRAMES in load_manifest(store).get("fields", {}):
+        load.append(FRAMES)
+    try:
+        dataset = WindowDataset(store, length=length, load=load, episodes=[episode])
+    except Exception as error:  # unknown episode id, or a window longer than the episode
+        raise ModelError(f"{store}: cannot read {length} frames of episode {episode!r} ({error})") from None
+    if not 0 <= start < len(dataset):
+        raise ModelError(f"{store}: episode {episode!r} has no {length}-frame window starting at frame {start} "
+                         f"(starts 0 … {len(dataset) - 1} fit)")
+    item = {key: value[None] for key, value in dataset[start].items()}
+    action_in, has_action_in = shift_actions(item, fields)
+    return Episode(item["latents"].float(), action_in, has_action_in, item.get(FRAMES),
+                   {f.store_field: item[f.store_field] for f in fields})
+
+
+def random_actions(fields: list[ActionField], like: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Uniformly random actions of the same shapes as ``like`` ({name: (B, T, …)})."""
+    out = {}
+    for f in fields:
+        shape = like[f.name].shape
+        if f.kind == "categorical":
+            out[f.name] = torch.randint(0, f.size, shape, generator=generator)
+        elif f.kind == "binary":
+            out[f.name] = (torch.rand(shape, generator=generator) < 0.5).to(like[f.name].dtype)
+        else:
+            out[f.name] = torch.randn(shape, generator=generator) * torch.tensor(f.std or [1.0] * f.size) \
+                + torch.tensor(f.mean or [0.0] * f.size)
+    return out
+
+
+def with_future_actions(episode: Episode, context: int, future: dict[str, torch.Tensor]) -> tuple[dict, torch.Tensor]:
+    """The episode's action inputs with those of frames after the context replaced by ``future``
+    (actions taken from the last context frame on: they lead to frames context … T − 1)."""
+    action_in = {name: torch.cat((value[:, :context], future[name][:, context:].to(value.dtype)), dim=1)
+                 for name, value in episode.action_in.items()}
+    has = episode.has_action_in.clone()
+    has[:, context:] = True
+    return action_in, has
+
+
+@torch.no_grad()
+def rollout(model: DynamicsModel, episode: Episode, context: int, steps: int | None = None, seed: int = 0,
+            action_in: dict | None = None, has_action_in: torch.Tensor | None = None) -> torch.Tensor:
+    """Predicted latents (1, H, S_z, D_z) for frames context … T − 1 of ``episode``."""
+    device = next(model.parameters()).device
+    total = episode.latents.shape[1]
+    action_in = action_in if action_in is not None else episode.action_in
+    has_action_in = has_action_in if has_action_in is not None else episode.has_action_in
+    sampler = Sampler(model, steps=steps)
+    return sampler.generate(episode.latents[:, :context].to(device), {k: v.to(device) for k, v in action_in.items()},
+                            has_action_in.to(device), total - context, torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def decode(tokenizer: Tokenizer, latents: torch.Tensor, chunk: int = 0) -> torch.Tensor:
+    """Latents (1, T, S_z, D_z) → frames (1, T, H, W, C) in [0, 1] (the decoder is causal over time)."""
+    device = next(tokenizer.parameters()).device
+    return tokenizer.decode(latents.to(device).float()).cpu()
+
+
+def psnr_per_frame(prediction: torch.Tensor, target: torch.Tensor) -> np.ndarray:
+    """PSNR (dB) per frame of (…, T, H, W, C) frames in [0, 1] (or uint8)."""
+    a = prediction.float() / (255.0 if prediction.dtype == torch.uint8 else 1.0)
+    b = target.float() / (255.0 if target.dtype == torch.uint8 else 1.0)
+    mse = ((a - b) ** 2).flatten(-3).mean(-1).reshape(-1, a.shape[-4]).mean(0)  # (T,)
+    return np.array([float("inf") if m <= 0 else -10.0 * math.log10(m) for m in mse.tolist()])
+
+
+# ---------------------------------------------------------------------------------------------- video
+
+def compose(rows: list[tuple[str, np.ndarray]], scale: int = 4, gap: int = 4) -> np.ndarray:
+    """Columns side by side with a label above each: rows of (label, frames (T, H, W, 3) uint8) →
+    (T, H', W', 3) uint8 with even sides (H.264 needs them)."""
+    from PIL import Image, ImageDraw
+
+    t, h, w = rows[0][1].shape[:3]
+    label_h = 14
+    width = len(rows) * (w * scale + gap) - gap
+    height = label_h + h * scale
+    width, height = width + width % 2, height + height % 2
+    out = np.empty((t, height, width, 3), dtype=np.uint8)
+    for i in range(t):
+        canvas = Image.new("RGB", (width, height), (255, 255, 255))
+        draw = ImageDraw.Draw(canvas)
+        for c, (label, frames) in enumerate(rows):
+            left = c * (w * scale + gap)
+            draw.text((left + 2, 1), f"{label} {i}", fill=(0, 0, 0))
+            tile = Image.fromarray(frames[i]).resize((w * scale, h * scale), Image.NEAREST)
+            canvas.paste(tile, (left, label_h))
+        out[i] = np.asarray(canvas)
+    return out
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: int = 8) -> Path:
+    """(T, H, W, 3) uint8 → ``.mp4`` (H.264 via PyAV) or ``.gif`` (PIL), written atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".mp4", ".gif"):
+        raise ModelError(f"{path}: output must end in .mp4 or .gif")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        if suffix == ".gif":
+            from PIL import Image
+
+            images = [Image.fromarray(frame) for frame in frames]
+            images[0].save(tmp, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+        else:
+            import av
+
+            with av.open(tmp, mode="w") as container:
+                stream = container.add_stream("libx264", rate=fps)
+                stream.height, stream.width = frames.shape[1:3]
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": "18"}
+                for frame in frames:
+                    container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+                container.mux(stream.encode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+@dataclass
+class RolloutReport:
+    path: Path
+    context: int
+    horizon: int
+    psnr: list[float]  # per predicted frame vs the real frames (or the decoded real latents)
+    psnr_tokenizer: list[float]  # the tokenizer's own reconstruction of the same frames: the ceiling
+    latent_mse: list[float]
+
+
+def rollout_video(model: DynamicsModel, tokenizer: Tokenizer, store: str, episode: str, out: str | Path,
+                  context: int, horizon: int, start: int = 0, steps: int | None = None, seed: int = 0,
+                  fps: int = 8, actions: str = "recorded") -> RolloutReport:
+    """``dreamer-train rollout``: real | tokenizer reconstruction | prediction, side by side."""
+    if context < 1 or horizon < 1:
+        raise ModelError(f"rollout: need --context ≥ 1 and --frames ≥ 1, got {context} and {horizon}")
+    ep = read_episode(store, episode, context + horizon, start, model.action_fields)
+    action_in, has_in = ep.action_in, ep.has_action_in
+    if actions == "random":
+        future = random_actions(model.action_fields, ep.action_in, torch.Generator().manual_seed(seed + 1))
+        action_in, has_in = with_future_actions(ep, context, future)
+    elif actions != "recorded":
+        raise ModelError(f"rollout: --actions must be recorded or random, got {actions!r}")
+    predicted = rollout(model, ep, context, steps, seed, action_in, has_in).cpu()  # (1, H, S, D)
+    recon = decode(tokenizer, ep.latents)  # (1, T, H, W, C)
+    imagined = decode(tokenizer, torch.cat((ep.latents[:, :context], predicted), dim=1))
+    real = ep.frames.float() / 255.0 if ep.frames is not None else recon
+    psnr = psnr_per_frame(imagined[:, context:], real[:, context:])
+    psnr_tok = psnr_per_frame(recon[:, context:], real[:, context:])
+    latent_mse = ((predicted - ep.latents[:, context:]) ** 2).mean(dim=(0, 2, 3))
+    to_u8 = lambda x: (x[0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()  # noqa: E731
+    columns = [("real", to_u8(real)), ("tokenizer", to_u8(recon)), (f"world model ({actions})", to_u8(imagined))]
+    path = write_video(out, compose(columns), fps)
+    return RolloutReport(path, context, horizon, psnr.tolist(), psnr_tok.tolist(), latent_mse.tolist())
