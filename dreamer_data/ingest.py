@@ -111,6 +111,8 @@ def ingest(source: Source, out: str, plan: IngestPlan, progress: Progress | None
     progress = progress or (lambda event: None)
     location = StoreLocation(out)
     all_refs = source.list_episodes()
+    if not all_refs:
+        raise DreamerDataError(f"{source.src}: no {source.kind} episodes found (wrong path or source kind?)")
     source_index = {ref.id: index for index, ref in enumerate(all_refs)}
     if len(source_index) != len(all_refs):
         raise DreamerDataError(f"{source.src}: two episodes map to the same id; rename one of them")
