@@ -10,7 +10,7 @@ import pytest
 import zarr
 
 import makers
-from conftest import read_manifest, run_cli
+from conftest import leftovers, read_manifest, run_cli
 
 GOOD = {"a_good": 20, "z_good": 16}
 
@@ -66,6 +66,7 @@ def test_good_episodes_are_still_ingested(bad_run):
     frames = zarr.open_group(str(out), mode="r")["data/frames"][:]
     assert [makers.pattern_index(f) for f in frames] == [*range(20), *range(16)]
     assert run_cli("verify", out).returncode == 0
+    assert leftovers(out) == []  # failed episodes leave nothing staged behind
 
 
 def test_every_bad_episode_is_recorded_under_failed(bad_run):
@@ -127,3 +128,11 @@ def test_malformed_manifest_json_is_one_line(vpt_store, tmp_path):
     (tmp_path / "s" / "manifest.json").write_text(json.dumps({"format": "dreamer-store"})[:-3])
     result = run_cli("inspect", tmp_path / "s")
     assert result.returncode != 0 and "Traceback" not in result.stderr and "malformed JSON" in result.stderr
+
+
+def test_source_without_episodes_is_an_error_not_an_empty_store(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "notes.txt").write_text("no recordings here")
+    result = run_cli("ingest", "vpt", tmp_path / "src", "--out", tmp_path / "store")
+    assert result.returncode == 2 and "no vpt episodes found" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "store").exists()

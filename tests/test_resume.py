@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import zarr
 
@@ -48,21 +49,29 @@ def rows_written(out: Path) -> int:
         return 0
 
 
-def interrupt_mid_run(src: Path, out: Path, sig: signal.Signals) -> subprocess.CompletedProcess:
-    """Start ingest in its own process group; once the committer has begun appending rows, signal the group."""
+def interrupt_mid_run(src: Path, out: Path, how: str) -> subprocess.CompletedProcess:
+    """Start ingest in its own process group; once the committer has begun appending rows, kill it ``how``."""
     process = subprocess.Popen([*cli_command(), *ingest_args(src, out)], start_new_session=True, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while process.poll() is None and rows_written(out) == 0 and time.monotonic() < deadline:
         time.sleep(0.002)
     assert process.poll() is None, "ingest finished before it could be interrupted; the test needs more work"
-    os.killpg(process.pid, sig)
+    if how == "sigkill-group":
+        os.killpg(process.pid, signal.SIGKILL)
+    elif how == "ctrl-c":
+        os.killpg(process.pid, signal.SIGINT)
+    else:  # "sigkill-worker": what the OOM killer does to one decoding process
+        workers = [child for child in psutil.Process(process.pid).children(recursive=True)
+                   if child.ppid() != process.pid]  # forkserver children; the forkserver itself is a direct child
+        assert workers, "no worker process found"
+        workers[0].kill()
     try:
         stdout, stderr = process.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
-        pytest.fail(f"ingest did not stop within 60 s of {sig.name}")
+        pytest.fail(f"ingest did not stop within 60 s of {how}")
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
@@ -78,14 +87,15 @@ def assert_published_prefix_is_complete(out: Path, clean: Path) -> None:
     np.testing.assert_array_equal(group["data/frames"][:end], clean_group["data/frames"][:end])
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
-def test_interrupted_ingest_resumes_to_the_clean_store(src, clean, tmp_path, sig):
+@pytest.mark.parametrize("how", ["sigkill-group", "ctrl-c", "sigkill-worker"])
+def test_interrupted_ingest_resumes_to_the_clean_store(src, clean, tmp_path, how):
     out = tmp_path / "store"
-    interrupted = interrupt_mid_run(src, out, sig)
-    if sig == signal.SIGKILL:
+    interrupted = interrupt_mid_run(src, out, how)
+    if how == "sigkill-group":
         assert interrupted.returncode == -signal.SIGKILL
     else:
-        assert interrupted.returncode == 130 and "interrupted" in interrupted.stderr
+        expected = (130, "interrupted") if how == "ctrl-c" else (2, "a worker process died")
+        assert (interrupted.returncode, expected[1] in interrupted.stderr) == (expected[0], True), interrupted.stderr
         assert "rerun the same command to resume" in interrupted.stderr.replace("\n", " ")
         assert "Traceback" not in interrupted.stderr
     assert_published_prefix_is_complete(out, clean)
