@@ -58,6 +58,7 @@ class Phase3Run:
                                                                    weight_decay=0.0, eval_every=100,
                                                                    checkpoint_every=100))
     value_lr: float = 3e-4
+    value_warmup: int = 50  # steps that train only the value head before the policy starts moving
 
 
 def validate_agent(cfg: AgentConfig, source: str) -> None:
