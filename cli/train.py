@@ -108,6 +108,8 @@ def tokenizer_command(
 
 from .train_world import register as register_world_commands  # noqa: E402  phase1, rollout (issue 6)
 register_world_commands(app)
+from .train_agent import register as register_agent_commands  # noqa: E402  phase2, phase3, eval (issue 7)
+register_agent_commands(app)
 
 
 @app.command("plan")
