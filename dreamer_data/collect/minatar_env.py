@@ -85,16 +85,16 @@ class MinAtarEnv:
     def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, np.ndarray]]:
         reward, terminal = self.env.act(int(action))
         self.steps += 1
-        executed = np.int64(self.env.last_action)  # the agent's action, or the previous one when it stuck
         truncated = not terminal and self.steps >= self.max_steps
-        return self._observation(), float(reward), bool(terminal), truncated, {"executed_actions": executed}
+        # last_action: the agent's action, or the previous one when it stuck
+        return self._observation(), reward, terminal, truncated, {"executed_actions": self.env.last_action}
 
     def _observation(self) -> dict[str, np.ndarray]:
-        return {"obs": self.env.state().astype(np.uint8)}
+        return {"obs": self.env.state().view(np.uint8)}  # a fresh bool array each step: 0/1 bytes as they are
 
     @staticmethod
     def step_extras_null() -> dict[str, np.ndarray]:
-        return {"executed_actions": np.int64(0)}
+        return {"executed_actions": 0}
 
     def view(self) -> np.ndarray:
         """The (10, 10, C) boolean grid: all a scripted policy looks at."""

@@ -7,11 +7,13 @@ only on (environment seed, policy seed).
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from ..errors import DreamerDataError
+from .crafter_policy import CrafterScripted
+from .minatar_policy import Script, scripted_for
 
 POLICIES: tuple[str, ...] = ("random", "noisy-scripted")
 DEFAULT_EPSILON = 0.1
@@ -60,19 +62,14 @@ def make_policy(name: str, env, epsilon: float, rng: np.random.Generator) -> Pol
 
 def _scripted(env, rng: np.random.Generator) -> Policy:
     if env.kind == "crafter":
-        from .crafter_policy import CrafterScripted
-
         return CrafterScripted(rng)
-    from .minatar_policy import scripted_for
-
-    script: Callable[[np.ndarray, dict[str, int]], int] = scripted_for(env.game)
-    return _GridScript(script)
+    return _GridScript(scripted_for(env.game))
 
 
 class _GridScript:
     """A stateless MinAtar script: (grid, channel ids) → action."""
 
-    def __init__(self, script: Callable[[np.ndarray, dict[str, int]], int]):
+    def __init__(self, script: Script):
         self.script = script
 
     def act(self, env) -> int:

@@ -27,7 +27,7 @@ observation with a null action:
 
 Unlike Crafter's own recorder (whose row t holds the action that *led to* frame t), nothing needs
 shifting here. An episode is held in memory while it runs (a 10,000-step Crafter episode is
-about 125 MB) and compressed with zlib when written.
+about 125 MB) and compressed with zlib (level 1) when written.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ EPISODE_DIR = "episodes"
 RAW_FORMAT = "dreamer-raw"
 RAW_FORMAT_VERSION = 1
 ROW_MEMBERS = ("actions", "rewards", "is_terminal", "has_action")
+ZLIB_LEVEL = 1
 
 
 def episode_name(index: int) -> str:
@@ -57,9 +58,13 @@ def write_episode(path: Path, rows: dict[str, np.ndarray], info: dict) -> None:
     """Write one episode atomically (temp file in the same folder, then rename)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    members = {**rows, "info": np.array(json.dumps(info))}
     try:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **rows, info=np.array(json.dumps(info)))
+        # np.savez_compressed, but at zlib level 1: several times faster, and nearly as small on these arrays.
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZLIB_LEVEL) as archive:
+            for name, array in members.items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
