@@ -207,7 +207,8 @@ def test_latents_and_actions_only_for_the_dynamics_trainer():
     for name, length in (("a", 30), ("b", 19)):
         episodes[name] = {"frames": rng.integers(0, 256, (length, 8, 8, 3), dtype=np.uint8),
                           "latents": rng.standard_normal((length, 16, 32)).astype(np.float16),
-                          "actions/discrete": rng.integers(0, 5, length), "rewards": rng.random(length, dtype=np.float32)}
+                          "actions/discrete": rng.integers(0, 5, length),
+                          "rewards": rng.random(length, dtype=np.float32)}
         writer.commit(ArrayEpisode(name, episodes[name]))
     writer.flush()
     dataset = WindowDataset("memory://latents-test/store", 16, stride=2, load=("latents", "actions"))

@@ -67,8 +67,9 @@ class WindowSampler(Sampler[int]):
     passes ``start = s * batch_size`` (the per-rank batch) and gets the windows the original
     run would have seen. Rank r of w takes global samples r, r + w, r + 2w, … so ranks never
     draw the same sample slot. ``num_samples`` (per rank, counted from 0) bounds the stream;
-    without it the sampler never ends. A window's probability is proportional to its episode's weight (default 1.0, which is
-    uniform over windows); weight 0 leaves an episode out.
+    without it the sampler never ends. A window's probability is proportional to its
+    episode's weight (default 1.0, which is uniform over windows); weight 0 leaves an episode
+    out. A window that crosses episodes belongs to the episode it starts in.
     """
 
     def __init__(self, dataset: "WindowDataset", *, seed: int = 0, episode_weights: Mapping[str, float] | None = None,
