@@ -91,6 +91,9 @@ def stage_episode(source: Source, ref: EpisodeRef, root: str, source_index: int)
     except MemoryError:
         stager.abort()
         return ref.id, ref.main_file, "out of memory while reading"
+    except Exception as error:  # an unforeseen failure of one file must not stop the other episodes
+        stager.abort()
+        return ref.id, ref.main_file, f"unexpected {type(error).__name__}: {error}"
     except BaseException:
         stager.abort()
         raise
@@ -117,6 +120,8 @@ def ingest(source: Source, out: str, plan: IngestPlan, progress: Progress | None
     if len(source_index) != len(all_refs):
         raise DreamerDataError(f"{source.src}: two episodes map to the same id; rename one of them")
     refs = select_episodes(all_refs, plan)
+    if plan.workers > 0 and source.src.startswith("memory://"):
+        raise DreamerDataError(f"{source.src}: a memory:// source lives in this process only; use --workers 0")
     writer = StoreWriter(location, build_manifest_template(source, plan), plan.compression_level)
     root = staging_root(location, plan)
     root.mkdir(parents=True, exist_ok=True)
@@ -145,7 +150,7 @@ def ingest(source: Source, out: str, plan: IngestPlan, progress: Progress | None
     try:
         _run_in_order(source, todo, source_index, root, plan.workers, finished)
     finally:
-        writer.flush()
+        writer.close()
         if not any(root.iterdir()):
             shutil.rmtree(root, ignore_errors=True)
     if plan.clip_length:

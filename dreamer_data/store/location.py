@@ -71,6 +71,38 @@ class StoreLocation:
             return 0
         return int(sum(info.get("size", 0) or 0 for info in self.fs.find(root, detail=True).values()))
 
+    def require_empty(self) -> None:
+        """Refuse to create a store where other files already live (never overwrite a user's folder)."""
+        if not self.exists():
+            return
+        ours = {".write.lock", ".staging"}
+        found = [p for p in self.fs.ls(self.fs_root, detail=False) if p.rstrip("/").rsplit("/", 1)[-1] not in ours]
+        if found:
+            from ..errors import StoreError
+
+            raise StoreError(f"{self.root}: exists and is not a dreamer store (no manifest.json); "
+                             f"refusing to write into it")
+
+    def lock_for_writing(self):
+        """Hold an exclusive lock on a local store (released by ``close()`` or when the process dies).
+
+        Object stores have no such lock: run one writer per store URL there.
+        """
+        if self.local_path is None:
+            return None
+        import fcntl
+
+        self.local_path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.local_path / ".write.lock", "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            from ..errors import StoreError
+
+            raise StoreError(f"{self.root}: another process is writing this store") from None
+        return handle
+
     def zarr_store(self, read_only: bool) -> zarr.abc.store.Store:
         if self.local_path is not None:
             return zarr.storage.LocalStore(self.local_path, read_only=read_only)

@@ -62,7 +62,7 @@ def merge_stores(parts: list[str], out: str, compression_level: int = 3,
                 progress(done, len(episodes))
         writer.update(failed=[failure for reader in readers for failure in reader.manifest["failed"]])
     finally:
-        writer.flush()
+        writer.close()
     if first.get("wds"):
         writer.manifest["wds"] = add_shards(out, first["wds"]["clip_length"])
     return writer.manifest

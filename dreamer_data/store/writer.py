@@ -74,14 +74,17 @@ class StoreWriter:
         self.fields = manifest_fields(template)
         self.pending: list[EpisodeRows] = []
         self.last_flush = time.monotonic()
+        self._lock = location.lock_for_writing()
         if location.exists(MANIFEST_FILE):
             self.manifest = load_manifest(location)
             self._check_compatible(template)
+            self.manifest["part"] = template.get("part")  # a rerun may raise --limit to grow the store
             self.group = zarr.open_group(location.zarr_store(read_only=False), mode="r+")
             self._truncate_to_manifest()
         else:
             self.manifest = template
-            self.group = zarr.open_group(location.zarr_store(read_only=False), mode="w")
+            location.require_empty()
+            self.group = zarr.open_group(location.zarr_store(read_only=False), mode="a")
             self.group.attrs["dreamer_store"] = {"format_version": template["format_version"],
                                                  "manifest": MANIFEST_FILE}
             for spec in self.fields.values():
@@ -97,7 +100,7 @@ class StoreWriter:
             source = manifest.get("source", {})
             return {**{key: manifest.get(key) for key in COMPATIBILITY_KEYS},
                     "source kind": source.get("kind"), "source settings": source.get("settings"),
-                    "part": manifest.get("part")}
+                    "part": {k: v for k, v in (manifest.get("part") or {}).items() if k != "limit"}}
 
         existing, wanted = view(self.manifest), view(template)
         for key in existing:
@@ -155,3 +158,10 @@ class StoreWriter:
             staged.remove()
         self.pending = []
         self.last_flush = time.monotonic()
+
+    def close(self) -> None:
+        """Publish what is committed and let other writers in."""
+        self.flush()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
