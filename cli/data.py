@@ -15,6 +15,7 @@ from dreamer_data.errors import DreamerDataError
 from dreamer_data.ingest import IngestPlan, IngestProgress, ingest
 from dreamer_data.recipes import load_recipe, parse_resolution
 from dreamer_data.sources import SOURCES, ReadOptions, source_class
+from dreamer_data.sources.base import DEFAULT_FRAME_CHUNK_ROWS
 from dreamer_data.store.merge import merge_stores
 from dreamer_data.store.reader import StoreReader
 from dreamer_data.store.summary import summarize
@@ -63,7 +64,7 @@ def ingest_command(
     format: Optional[StoreFormat] = typer.Option(None, "--format", help="zarr, or also webdataset shards."),
     backend: Optional[str] = typer.Option(None, help="Video decoder: pyav (default) or decord."),
     length_tolerance: Optional[int] = typer.Option(None, min=0, help="Frames video and actions may differ."),
-    chunk_frames: Optional[int] = typer.Option(None, min=1, help="Frames per zarr chunk (default 64)."),
+    chunk_frames: Optional[int] = typer.Option(None, min=1, help=f"Frames per zarr chunk (default {DEFAULT_FRAME_CHUNK_ROWS})."),
     clip_length: Optional[int] = typer.Option(None, min=1, help="Frames per webdataset clip (default 64)."),
     compression_level: int = typer.Option(3, min=1, max=22, help="zstd level for the zarr chunks."),
     staging: Optional[str] = typer.Option(None, help="Local scratch dir for staged episodes."),
@@ -87,7 +88,7 @@ def ingest_command(
         video_backend=pick(backend, recipe and recipe.video_backend, "pyav"),
         decode_threads=threads,
         length_tolerance=pick(length_tolerance, recipe and recipe.length_tolerance, 2),
-        frame_chunk_rows=pick(chunk_frames, recipe and recipe.chunk_frames, 64),
+        frame_chunk_rows=pick(chunk_frames, recipe and recipe.chunk_frames, DEFAULT_FRAME_CHUNK_ROWS),
         camera=camera,
     )
     store_format = (format.value if format else (recipe.format if recipe else "zarr"))

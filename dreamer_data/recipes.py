@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DreamerDataError
+from .sources.base import DEFAULT_FRAME_CHUNK_ROWS
 
 RECIPE_KEYS = {"name", "version", "description", "source", "resolution", "fps", "format", "clip_length",
                "chunk_frames", "video_backend", "limit", "length_tolerance"}
@@ -21,7 +22,7 @@ class Recipe:
     resolution: tuple[int, int] | None = None
     format: str = "zarr"
     clip_length: int = 64
-    chunk_frames: int = 64
+    chunk_frames: int = DEFAULT_FRAME_CHUNK_ROWS
     video_backend: str = "pyav"
     limit: int | None = None
     length_tolerance: int = 2
@@ -61,6 +62,6 @@ def load_recipe(path: str | Path) -> Recipe:
         name=data.get("name", Path(path).stem), version=str(data.get("version", "1")), kind=kind,
         location=location, resolution=parse_resolution(data.get("resolution"), where),
         format=data.get("format", "zarr"), clip_length=int(data.get("clip_length", 64)),
-        chunk_frames=int(data.get("chunk_frames", 64)), video_backend=data.get("video_backend", "pyav"),
+        chunk_frames=int(data.get("chunk_frames", DEFAULT_FRAME_CHUNK_ROWS)), video_backend=data.get("video_backend", "pyav"),
         limit=data.get("limit"), length_tolerance=int(data.get("length_tolerance", 2)), raw=data,
     )

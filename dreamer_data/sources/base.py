@@ -15,7 +15,7 @@ from ..errors import DreamerDataError
 from ..store.fields import FieldSpec
 
 Emit = Callable[[dict[str, np.ndarray]], None]
-DEFAULT_FRAME_CHUNK_ROWS = 64
+DEFAULT_FRAME_CHUNK_ROWS = 32  # benchmarks/results/loaders.md: fastest random 16-frame windows
 DEFAULT_ROW_CHUNK_ROWS = 4096
 
 
