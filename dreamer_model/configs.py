@@ -94,6 +94,7 @@ class TrainConfig:
     heldout_episodes: float = 0.05  # fraction of episodes (at least 1) kept out of training for eval
     eval_windows: int = 32
     workers: int = 0  # DataLoader worker processes
+    threads: int = 0  # torch intra-op CPU threads (0: torch's default); 1 avoids OpenMP spin-waits on a busy CPU
     bf16: bool = True  # autocast to bfloat16 on CUDA (ignored on CPU)
     compile: bool = False  # torch.compile the model (CUDA only)
 

@@ -141,6 +141,8 @@ class TokenizerTrainer:
         if train.batch % self.dist.world_size:
             raise ModelError(f"train.batch {train.batch} is not divisible by {self.dist.world_size} processes")
         self.local_batch = train.batch // self.dist.world_size
+        if train.threads > 0:
+            torch.set_num_threads(train.threads)
         self._build_data()
         torch.manual_seed(self.seed)
         self.model = Tokenizer(cfg).to(self.device)
