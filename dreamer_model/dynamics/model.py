@@ -7,7 +7,10 @@ Each time step t holds the token layout
 * ``action``: the action that led to frame t (``actions.py``; learned null where unknown);
 * ``shortcut``: the signal level τ_t and step size d_t of frame t (eq. 4) as one token: an embedding
   of τ on the grid of d_min (linearly interpolated between grid points, so the inference context
-  level τ_ctx = 0.9 is defined too) plus an embedding of log₂(1/d);
+  level τ_ctx = 0.9 is defined too) plus an embedding of log₂(1/d). The same vector is also added
+  to each of the frame's latent tokens (broadcast conditioning, as DiT-style shortcut models do): with
+  the token alone the bootstrap frames (most frames under eq. 4) pulled the d_min predictions along
+  and a tiny model lost the ability to denoise at all (tests/test_dynamics_learning.py);
 * ``register``: learned registers (owned by the transformer);
 * ``latent``: the noised latents z̃_t = (1 − τ_t)·ε + τ_t·z_t of the store's S_z × D_z latents,
   regrouped ``pack`` tokens at a time (S = S_z / pack tokens of pack·D_z dims), linearly embedded;
@@ -138,10 +141,11 @@ class DynamicsModel(nn.Module):
         if tuple(tau.shape) != (b, t) or tuple(d.shape) != (b, t):
             raise ModelError(f"dynamics: tau and d must be (B, T) = {(b, t)}, got {tuple(tau.shape)}, {tuple(d.shape)}")
         dtype = self.latent_in.weight.dtype
+        shortcut = self.shortcut_embed(tau, d).to(dtype)  # (B, T, 1, D)
         parts = {
             ACTION: self.action_embed(action_in, has_action_in).to(dtype),  # (B, T, 1, D)
-            SHORTCUT: self.shortcut_embed(tau, d).to(dtype),  # (B, T, 1, D)
-            LATENT: self.latent_in(self.pack(z_noisy).to(dtype)),  # (B, T, S, D)
+            SHORTCUT: shortcut,
+            LATENT: self.latent_in(self.pack(z_noisy).to(dtype)) + shortcut,  # (B, T, S, D), conditioned on (τ, d)
         }
         if self.agent_queries is not None:
             parts[AGENT] = agent if agent is not None else self.agent_queries.to(dtype).expand(b, t, -1, -1)
