@@ -63,7 +63,9 @@ def _dynamics(context: int, transformer: TransformerConfig, **kw: Any) -> Dynami
 def phase1_preset(name: str) -> Phase1Run:
     """A named preset for ``dreamer-train phase1`` (latent shape is filled in from the store)."""
     presets = {
-        "tiny": lambda: Phase1Run("tiny", _dynamics(16, TINY),
+        # tiny: time every 2nd layer: with 4 layers "every 4th" would put the only temporal layer last,
+        # so nothing could mix what it reads from the past with the frame's other tokens
+        "tiny": lambda: Phase1Run("tiny", _dynamics(16, replace(TINY, time_every=2)),
                                   TrainConfig(steps=3000, batch=8, lr=1e-3, warmup=100, eval_every=250,
                                               checkpoint_every=250, eval_windows=16)),
         "small": lambda: Phase1Run("small", _dynamics(32, SMALL),
