@@ -137,7 +137,8 @@ class DynamicsModel(nn.Module):
         With a cache, the T steps follow the cached ones; ``update_cache`` commits them."""
         b, t, s, dz = z_noisy.shape
         if (s, dz) != self.latent_shape:
-            raise ModelError(f"dynamics: latents must be (B, T, {s_z_d(self)}), got {tuple(z_noisy.shape)}")
+            raise ModelError(f"dynamics: latents must be (B, T, {self.cfg.latent_tokens}, {self.cfg.latent_dim}), "
+                             f"got {tuple(z_noisy.shape)}")
         if tuple(tau.shape) != (b, t) or tuple(d.shape) != (b, t):
             raise ModelError(f"dynamics: tau and d must be (B, T) = {(b, t)}, got {tuple(tau.shape)}, {tuple(d.shape)}")
         dtype = self.latent_in.weight.dtype
@@ -154,7 +155,3 @@ class DynamicsModel(nn.Module):
         out = self.transformer(parts, cache=cache, update_cache=update_cache)
         x_pred = self.unpack(self.latent_out(out[LATENT]).float())  # (B, T, S_z, D_z)
         return DynamicsOutput(x_pred, out.get(AGENT))
-
-
-def s_z_d(model: DynamicsModel) -> str:
-    return f"{model.cfg.latent_tokens}, {model.cfg.latent_dim}"
