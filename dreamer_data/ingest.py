@@ -7,8 +7,8 @@ run are committed without decoding again, and failed episodes are retried.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import shutil
-import signal
 import tempfile
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import DreamerDataError, EpisodeError
+from .sources.base import EpisodeRef, Source
 from .store.location import StoreLocation
 from .store.manifest import new_manifest
 from .store.staging import EpisodeStager, StagedEpisode, find_staged
 from .store.wds import add_shards
 from .store.writer import StoreWriter
-from .sources.base import EpisodeRef, Source
+from .workers import init_worker
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,8 @@ def _run_in_order(source: Source, todo: list[EpisodeRef], source_index: dict[str
     results: dict[int, tuple[str | None, str | None]] = {}
     running: dict[Future, int] = {}
     next_submit = next_commit = 0
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_ignore_interrupts) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker,
+                             initargs=(os.getpid(),)) as pool:
         try:
             while next_commit < len(todo):
                 while next_submit < len(todo) and next_submit < next_commit + max_ahead:
@@ -210,8 +212,3 @@ def _run_in_order(source: Source, todo: list[EpisodeRef], source_index: dict[str
             for process in processes:
                 process.terminate()
             raise
-
-
-def _ignore_interrupts() -> None:
-    """Worker initializer: Ctrl-C is the committer's to handle; it stops the workers itself."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)

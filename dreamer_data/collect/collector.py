@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import threading
-import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
@@ -21,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DreamerDataError
+from ..workers import init_worker
 from .crafter_env import ACHIEVEMENTS, DEFAULT_LENGTH, CrafterEnv
 from .episode import EpisodeEnv, run_episode
 from .minatar_env import DEFAULT_MAX_STEPS, DEFAULT_STICKY_PROB, MinAtarEnv, check_game
@@ -113,23 +112,6 @@ def _collect_to_file(config: CollectConfig, raw: str, index: int) -> int:
     return info["steps"]
 
 
-def _exit_with_parent(parent_pid: int) -> None:
-    """Worker initializer: exit when the collecting process is gone.
-
-    A pool worker whose parent was killed (SIGKILL, OOM) would otherwise wait on its task queue
-    forever, because it holds that queue's write end itself.
-    """
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            try:
-                os.kill(parent_pid, 0)
-            except ProcessLookupError:
-                os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 @dataclass
 class CollectReport:
     out: str
@@ -169,7 +151,7 @@ def collect(config: CollectConfig, out: str | Path, episodes: int, workers: int 
         return report
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context,
-                             initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
+                             initializer=init_worker, initargs=(os.getpid(), False)) as pool:
         running = {pool.submit(_collect_to_file, config, str(raw), index) for index in todo}
         try:
             while running:
