@@ -93,14 +93,15 @@ def evaluate(env: str, ckpt: Optional[str], policy: Optional[str], data: Optiona
              game: Optional[str], max_steps: Optional[int], sticky_prob: Optional[float], epsilon: float,
              task: Optional[str], greedy: bool, record: int, batch: int, out: Optional[str], device: str,
              debug: bool) -> None:
-    from dreamer_model.eval.evaluate import EvalOptions, run_eval
+    from dreamer_model.eval.evaluate import EvalOptions, Evaluation
 
     options = EvalOptions(env=env, ckpt=ckpt, policy=policy, data=data, episodes=episodes, seed=seed, game=game,
                           max_steps=max_steps, sticky_prob=sticky_prob, epsilon=epsilon, task=task, greedy=greedy,
                           record=record, batch=batch, out=out, device=device)
+    evaluation = Evaluation(options)  # loads and checks everything first: bad input is one line, no bar
     with progress_bar() as bar:
         task_id = bar.add_task("eval", total=episodes, detail="")
-        report, folder, lines = run_eval(options, lambda done, total: bar.update(task_id, completed=done))
+        report, folder, lines = evaluation.run(lambda done, total: bar.update(task_id, completed=done))
     for line in lines:
         typer.echo(line)
     typer.echo(f"report: {folder / 'report.json'}")

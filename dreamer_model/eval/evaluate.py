@@ -102,11 +102,22 @@ def prepare(options: EvalOptions):
     return settings, policy, extra, out
 
 
+class Evaluation:
+    """An evaluation checked and loaded (bad input fails here, before anything runs), ready to play."""
+
+    def __init__(self, options: EvalOptions):
+        self.options = options
+        self.settings, self.policy, self.extra, self.out = prepare(options)
+
+    def run(self, progress: Callable[[int, int], None] | None = None) -> tuple[dict, Path, list[str]]:
+        """Play the episodes, write report.json / chart / videos; returns (report, folder, summary lines)."""
+        o = self.options
+        torch.manual_seed(o.seed)
+        run = evaluate(self.settings, self.policy, o.episodes, seed=o.seed, batch=o.batch, record=o.record,
+                       progress=progress)
+        report = write_outputs(run, self.out, self.extra)
+        return report, self.out, summary_lines(report)
+
+
 def run_eval(options: EvalOptions, progress: Callable[[int, int], None] | None = None) -> tuple[dict, Path, list[str]]:
-    """Play the episodes, write report.json / chart / videos; returns (report, folder, summary lines)."""
-    settings, policy, extra, out = prepare(options)
-    torch.manual_seed(options.seed)
-    run = evaluate(settings, policy, options.episodes, seed=options.seed, batch=options.batch,
-                   record=options.record, progress=progress)
-    report = write_outputs(run, out, extra)
-    return report, out, summary_lines(report)
+    return Evaluation(options).run(progress)

@@ -80,8 +80,8 @@ class AgentPolicy:
 
     def reset(self, envs: list, policy_seeds: list[int]) -> None:
         b = len(envs)
-        self.generator = torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, *policy_seeds[:1], b])
-                                                           .generate_state(1)[0]))
+        # One random stream per episode (its policy seed): an episode plays the same whatever batch it is in.
+        self.generators = [torch.Generator().manual_seed(int(seed) + 1_000_003 * self.seed) for seed in policy_seeds]
         self.rows = torch.arange(b)  # row of each env in the caches (−1 once finished)
         self.tok_cache = self.tokenizer.encoder.init_cache()
         self.wm_cache = self.sampler.init_cache()
@@ -114,12 +114,17 @@ class AgentPolicy:
         action_in = {self.component.name: self.prev_action[:, None].to(self.device)}
         has_in = self.has_prev[:, None].to(self.device)
         task = torch.full((b,), self.task, dtype=torch.long, device=self.device)
-        noise = torch.randn(z.shape, generator=self.generator).to(self.device)
+        generators = [self.generators[i] for i in live]
+        noise = torch.cat([torch.randn((1, *z.shape[1:]), generator=g) for g in generators]).to(self.device)
         out = self.sampler.commit(self.wm_cache, z, action_in, has_in, noise,
                                   agent=self.agent.agent_inputs(task, 1))
-        dist = self.agent.act(self.agent.state(out.agent)[:, 0])  # π(a_t | h_t)
-        choice = dist.mode() if self.greedy else dist.sample(self.generator)
-        action = choice[self.component.name].cpu().long()  # (b,)
+        dist = self.agent.act(self.agent.state(out.agent)[:, 0]).parts[self.component.name]  # π(a_t | h_t)
+        if self.greedy:
+            action = dist.mode().cpu().long()  # (b,)
+        else:  # inverse-CDF sampling, one uniform per episode from its own stream
+            u = torch.cat([torch.rand(1, generator=g) for g in generators])
+            cdf = dist.probs.cpu().cumsum(-1)
+            action = (u[:, None] > cdf).sum(-1).clamp(max=cdf.shape[-1] - 1).long()
         self.prev_action, self.has_prev = action, torch.ones(b, dtype=torch.bool)
         actions = np.zeros(len(frames_B), np.int64)
         actions[live] = action.numpy()

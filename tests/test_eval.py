@@ -1,0 +1,100 @@
+"""Evaluation in the real environments: shared seeds, behaviour policies and agents through one harness,
+Crafter success rates and score, the files it writes, and the agent's cache bookkeeping."""
+
+import json
+import math
+
+import av
+import numpy as np
+import torch
+
+from dreamer_data.collect.scores import crafter_score
+from dreamer_model.configs import TokenizerConfig, TransformerConfig
+from dreamer_model.eval.envs import EnvSettings
+from dreamer_model.eval.evaluate import EvalOptions, run_eval
+from dreamer_model.eval.policies import BehaviourPolicy, keep_rows
+from dreamer_model.eval.runner import evaluate
+from dreamer_model.tokenizer import Tokenizer
+from test_agent_pipeline import cli, stage
+
+BREAKOUT = EnvSettings("minatar", game="breakout", max_steps=300, size=(32, 32))
+
+
+def test_same_seed_same_episodes_whatever_the_batch_size():
+    one = evaluate(BREAKOUT, BehaviourPolicy("noisy-scripted"), episodes=5, seed=4, batch=1)
+    all_at_once = evaluate(BREAKOUT, BehaviourPolicy("noisy-scripted"), episodes=5, seed=4, batch=5)
+    key = [(e.env_seed, e.ret, e.length) for e in one.episodes]
+    assert key == [(e.env_seed, e.ret, e.length) for e in all_at_once.episodes]
+    other = evaluate(BREAKOUT, BehaviourPolicy("noisy-scripted"), episodes=5, seed=5, batch=5)
+    assert {e.env_seed for e in other.episodes}.isdisjoint({e.env_seed for e in one.episodes})
+
+
+def test_scripted_behaviour_beats_random_in_real_breakout():
+    random = evaluate(BREAKOUT, BehaviourPolicy("random"), episodes=20, seed=0, batch=20)
+    scripted = evaluate(BREAKOUT, BehaviourPolicy("noisy-scripted"), episodes=20, seed=0, batch=20)
+    assert [e.env_seed for e in random.episodes] == [e.env_seed for e in scripted.episodes]
+    assert np.mean([e.ret for e in scripted.episodes]) > np.mean([e.ret for e in random.episodes]) + 2
+
+
+def test_crafter_report_has_success_rates_score_chart_and_video(tmp_path):
+    options = EvalOptions(env="crafter", policy="random", episodes=2, seed=1, max_steps=40, record=1, out=str(tmp_path))
+    report, folder, lines = run_eval(options)
+    rates = report["success_rates_percent"]
+    assert len(rates) == 22
+    unlocked = [set(e["achievements"]) for e in report["per_episode"]]
+    for name, rate in rates.items():
+        assert rate == 100.0 * sum(name in u for u in unlocked) / 2
+    assert math.isclose(report["crafter_score"], crafter_score(np.array(list(rates.values()))))
+    returns = [e["return"] for e in report["per_episode"]]
+    assert math.isclose(report["return_mean"], np.mean(returns))
+    assert math.isclose(report["return_stderr"], np.std(returns, ddof=1) / math.sqrt(2))
+    assert json.loads((folder / "report.json").read_text())["crafter_score"] == report["crafter_score"]
+    assert (folder / "achievements.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with av.open(str(folder / "episode_0000.mp4")) as container:
+        frames = list(container.decode(video=0))
+    assert len(frames) == report["per_episode"][0]["length"] + 1  # every observation, the last one included
+    assert any("Crafter score" in line for line in lines)
+
+
+def test_dropping_finished_episodes_from_a_kv_cache_keeps_the_others_exact():
+    torch.manual_seed(0)
+    t = TransformerConfig(dim=32, depth=2, heads=2, kv_heads=1, head_dim=16, registers=2, time_every=2)
+    tokenizer = Tokenizer(TokenizerConfig(height=16, width=16, patch=8, latent_tokens=4, latent_dim=8, context=4,
+                                          encoder=t, decoder=t)).eval()
+    frames = torch.randint(0, 255, (3, 5, 16, 16, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        reference = tokenizer.encode(frames[[0, 2]])  # rows 0 and 2, no cache
+        cache = tokenizer.encoder.init_cache()
+        first = tokenizer.encode(frames[:, :2], cache=cache, update_cache=True)
+        keep_rows(cache, torch.tensor([0, 2]), tokenizer.encoder.layout.size)  # episode 1 ended
+        rest = tokenizer.encode(frames[[0, 2], 2:], cache=cache, update_cache=True)
+    torch.testing.assert_close(torch.cat((first[[0, 2]], rest), dim=1), reference, rtol=1e-5, atol=1e-5)
+
+
+def test_agent_and_behaviour_policy_play_the_same_seeded_episodes(tmp_path_factory, tmp_path):
+    root = stage(tmp_path_factory, "phase2")
+    result = cli("dreamer-train", "eval", "minatar", "--ckpt", root / "phase2", "--episodes", "3", "--max-steps", "50",
+                 "--record", "1", "--out", tmp_path / "agent")
+    assert result.returncode == 0, result.stderr
+    assert "phase2 on minatar breakout: 3 episodes" in result.stdout
+    agent = json.loads((tmp_path / "agent" / "report.json").read_text())
+    assert agent["phase"] == 2 and agent["env"]["size"] == [32, 32] and agent["episodes"] == 3
+    assert all(1 <= e["length"] <= 50 for e in agent["per_episode"])
+    result = cli("dreamer-train", "eval", "minatar", "--policy", "random", "--data", root / "store", "--episodes", "3",
+                 "--max-steps", "50", "--record", "0", "--out", tmp_path / "random")
+    assert result.returncode == 0, result.stderr
+    random = json.loads((tmp_path / "random" / "report.json").read_text())
+    assert [e["env_seed"] for e in random["per_episode"]] == [e["env_seed"] for e in agent["per_episode"]]
+    with av.open(str(tmp_path / "agent" / "episode_0000.mp4")) as container:
+        assert len(list(container.decode(video=0))) == agent["per_episode"][0]["length"] + 1
+
+
+def test_eval_bad_input_is_one_line(tmp_path):
+    for args, expected in (
+        (("--ckpt", str(tmp_path / "nope")), "no such checkpoint file or run directory"),
+        ((), "give exactly one of --ckpt"),
+        (("--policy", "random", "--game", "pong"), "unknown MinAtar game"),
+    ):
+        result = cli("dreamer-train", "eval", "minatar", *args, "--episodes", "1", "--out", str(tmp_path / "o"))
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 2 and len(lines) == 1 and expected in lines[0], (args, result.stderr)

@@ -1,0 +1,51 @@
+"""Phase 3 through the real CLI: every loss term logged per step, only the policy and value heads move."""
+
+import math
+
+import torch
+
+from dreamer_model.train.checkpoint import load_checkpoint
+from test_agent_pipeline import CONFIGS, STEPS, cli, metrics, stage
+
+LOGGED = ("policy_loss", "pmpo_negative", "pmpo_positive", "pmpo_kl_term", "adv_frac_positive", "advantage_mean",
+          "advantage_std", "advantage_abs_mean", "value_loss", "return_mean", "value_mean", "policy_entropy",
+          "kl_prior", "imagined_reward_sum", "imagined_continue_mean")
+
+
+def test_phase3_logs_every_term_every_step(tmp_path_factory):
+    root = stage(tmp_path_factory, "phase3")
+    rows = metrics(root / "phase3")
+    train = [r for r in rows if r["split"] == "train"]
+    assert [r["step"] for r in train] == list(range(1, STEPS["phase3"] + 1))
+    for row in train:
+        for key in LOGGED:
+            assert row[key] is not None and math.isfinite(row[key]), (row["step"], key)
+        assert 0.0 <= row["adv_frac_positive"] <= 1.0 and row["kl_prior"] >= 0.0
+        # the PMPO terms add up to the policy loss (eq. 11)
+        assert abs(row["pmpo_negative"] + row["pmpo_positive"] + row["pmpo_kl_term"] - row["policy_loss"]) < 1e-4
+    warmup = CONFIGS["phase3.yaml"]["value_warmup"]
+    assert [r["policy_updated"] for r in train] == [0.0] * warmup + [1.0] * (STEPS["phase3"] - warmup)
+    heldout = [r for r in rows if r["split"] == "heldout"][-1]
+    assert math.isfinite(heldout["imagined_return_policy"]) and math.isfinite(heldout["imagined_return_prior"])
+
+
+def test_only_policy_and_value_heads_train_and_the_prior_is_the_bc_policy(tmp_path_factory):
+    root = stage(tmp_path_factory, "phase3")
+    before = load_checkpoint(root / "phase2", "agent")
+    after = load_checkpoint(root / "phase3", "agent")
+    assert after["phase"] == 3 and after["step"] == STEPS["phase3"]
+    changed = {name for name, value in before["model"].items() if not torch.equal(value, after["model"][name])}
+    assert changed and all(name.startswith(("policy.", "value.")) for name in changed), sorted(changed)
+    assert any(name.startswith("policy.") for name in changed) and any(name.startswith("value.") for name in changed)
+    prior = {f"policy.{name}": value for name, value in after["prior_policy"].items()}
+    assert all(torch.equal(value, before["model"][name]) for name, value in prior.items())
+    assert after["tokenizer"]["model_hash"] == before["tokenizer"]["model_hash"] and after["env"] == before["env"]
+
+
+def test_phase3_refuses_a_world_model_run_as_agent(tmp_path_factory, tmp_path):
+    root = stage(tmp_path_factory, "phase1")
+    result = cli("dreamer-train", "phase3", "--data", root / "store", "--agent", root / "phase1", "--out",
+                 tmp_path / "run", "--device", "cpu")
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "not a agent checkpoint (found 'dynamics')" in lines[0], result.stderr
