@@ -17,7 +17,7 @@ import zarr
 import makers
 from conftest import assert_same_store, cli_command, leftovers, read_manifest, run_cli
 
-N_EPISODES, N_FRAMES = 6, 30
+N_EPISODES, N_FRAMES = 12, 40  # enough decoding left after the first commit to interrupt reliably under load
 
 
 @pytest.fixture(scope="module")
