@@ -41,11 +41,28 @@ RESOLUTION = "32x32"  # MinAtar's 10x10 grid drawn at 32x32: every cell 3-4 pixe
 MICRO = {"dim": 64, "depth": 2, "heads": 2, "kv_heads": 1, "head_dim": 32, "registers": 2, "time_every": 2}
 TOKENIZER_CONFIG = {
     "tokenizer": {"height": 32, "width": 32, "patch": 8, "latent_tokens": 8, "latent_dim": 16, "context": 4,
-                  "encoder": MICRO, "decoder": MICRO},
+                  "mask_max": 0.0, "encoder": MICRO, "decoder": MICRO},
     "train": {"batch": 16, "lr": 2e-3, "warmup": 50, "eval_every": 500, "checkpoint_every": 500},
 }
 # One intra-op thread: on 2 shared cores, torch's default 2 threads made a tokenizer step 10x slower.
 THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# The world model and agent at the same micro scale: context 8 (half the random-policy episodes are 7 frames
+# long, and 16-frame windows would leave almost only scripted play), 8 latent tokens per frame.
+PHASE1_CONFIG = {
+    "dynamics": {"context": 8, "transformer": {"dim": 96, "depth": 4, "heads": 3, "kv_heads": 1, "head_dim": 32,
+                                               "registers": 2, "time_every": 2}},
+    "train": {"batch": 16, "lr": 1e-3, "warmup": 100, "eval_every": 500, "checkpoint_every": 500},
+}
+PHASE2_CONFIG = {
+    "agent": {"head_hidden": 128},
+    "train": {"batch": 16, "lr": 3e-4, "warmup": 50, "eval_every": 250, "checkpoint_every": 250},
+}
+PHASE3_CONFIG = {
+    "agent": {"context": 8, "horizon": 16},
+    "train": {"batch": 16, "lr": 1e-4, "eval_every": 100, "checkpoint_every": 100, "eval_windows": 32},
+    "value_lr": 3e-4, "value_warmup": 50,
+}
+EVAL_SEED = 0
 STAGES = ("data", "tokenizer", "tokenize", "phase1", "phase2", "phase3", "eval", "report")
 
 
@@ -92,13 +109,70 @@ class Bench:
                  "--resolution", RESOLUTION)
 
     def tokenizer(self) -> None:
-        write_config(self.work / "tokenizer.yaml", TOKENIZER_CONFIG)
+        resume = ("--resume",) if (self.work / "run_tokenizer" / "checkpoints").is_dir() else ()
+        if not resume:
+            write_config(self.work / "tokenizer.yaml", TOKENIZER_CONFIG)
         self.run("tokenizer", "dreamer-train", "tokenizer", "--data", "store", "--out", "run_tokenizer",
                  "--preset", "tiny", "--config", "tokenizer.yaml", "--steps", str(self.args.tokenizer_steps),
-                 "--device", "cpu", "--lpips-weight", "0")
+                 "--device", "cpu", "--lpips-weight", "0", *resume)
 
     def tokenize(self) -> None:
         self.run("tokenize", "dreamer-data", "tokenize", "store", "--ckpt", "run_tokenizer")
+
+    def phase1(self) -> None:
+        write_config(self.work / "phase1.yaml", PHASE1_CONFIG)
+        self.run("phase1", "dreamer-train", "phase1", "--data", "store", "--out", "run_phase1", "--config",
+                 "phase1.yaml", "--steps", str(self.args.phase1_steps), "--device", "cpu")
+
+    def phase2(self) -> None:
+        write_config(self.work / "phase2.yaml", PHASE2_CONFIG)
+        self.run("phase2", "dreamer-train", "phase2", "--data", "store", "--wm", "run_phase1", "--task", "reward",
+                 "--out", "run_phase2", "--config", "phase2.yaml", "--steps", str(self.args.phase2_steps),
+                 "--device", "cpu")
+
+    def phase3(self) -> None:
+        write_config(self.work / "phase3.yaml", PHASE3_CONFIG)
+        self.run("phase3", "dreamer-train", "phase3", "--data", "store", "--agent", "run_phase2", "--out",
+                 "run_phase3", "--config", "phase3.yaml", "--steps", str(self.args.phase3_steps), "--device", "cpu")
+
+    def eval(self) -> None:
+        common = ("--episodes", str(self.args.episodes), "--seed", str(EVAL_SEED), "--max-steps", str(MAX_STEPS),
+                  "--batch", "50", "--record", "2")
+        for policy in ("random", "noisy-scripted"):
+            self.run("eval", "dreamer-train", "eval", "minatar", "--policy", policy, "--data", "store", *common,
+                     "--out", f"eval/{policy}")
+        for name, run in (("bc", "run_phase2"), ("dreamer", "run_phase3")):
+            self.run("eval", "dreamer-train", "eval", "minatar", "--ckpt", run, *common, "--out", f"eval/{name}")
+            self.run("eval", "dreamer-train", "eval", "minatar", "--ckpt", run, *common, "--greedy",
+                     "--out", f"eval/{name}_greedy")
+
+    def report(self) -> None:
+        write_report(self.work, REPO / "benchmarks" / "results" / "agent.md")
+
+
+def write_report(work: Path, out: Path) -> None:
+    """benchmarks/results/agent.md: the comparison table, budgets and the exact commands."""
+    rows = []
+    for name, label in (("random", "behaviour: random"), ("noisy-scripted", "behaviour: noisy-scripted (ε = 0.1)"),
+                        ("bc", "BC (phase 2), sampled"), ("bc_greedy", "BC (phase 2), greedy"),
+                        ("dreamer", "Dreamer (phase 3), sampled"), ("dreamer_greedy", "Dreamer (phase 3), greedy")):
+        path = work / "eval" / name / "report.json"
+        if path.exists():
+            r = json.loads(path.read_text())
+            rows.append(f"| {label} | {r['episodes']} | {r['return_mean']:.2f} ± {r['return_stderr']:.2f} | "
+                        f"{r['length_mean']:.0f} | {r['return_min']:.0f} / {r['return_max']:.0f} |")
+    commands = [json.loads(line) for line in (work / "commands.jsonl").read_text().splitlines() if line.strip()]
+    done = [c for c in commands if c["rc"] == 0]
+    seconds = {}
+    for c in done:
+        seconds[c["stage"]] = seconds.get(c["stage"], 0.0) + c["seconds"]
+    lines = ["| policy | episodes | return ± s.e. | mean length | min / max |", "|---|---|---|---|---|", *rows, "",
+             "Wall time per stage (s): " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()), "",
+             "Commands (run from the repository root; relative names live under the work folder):", "", "```"]
+    lines += [c["command"] for c in done] + ["```"]
+    (work / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"(summary in {work / 'summary.md'}; {out} is written by hand from it)")
 
 
 def write_config(path: Path, config: dict) -> None:
@@ -137,7 +211,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/agent_bench"))
     parser.add_argument("--random-episodes", type=int, default=1000)
     parser.add_argument("--scripted-episodes", type=int, default=60)
-    parser.add_argument("--tokenizer-steps", type=int, default=3000)
+    parser.add_argument("--tokenizer-steps", type=int, default=12000)
+    parser.add_argument("--phase1-steps", type=int, default=4000)
+    parser.add_argument("--phase2-steps", type=int, default=1500)
+    parser.add_argument("--phase3-steps", type=int, default=600)
+    parser.add_argument("--episodes", type=int, default=100)
     args = parser.parse_args()
     torch.set_num_threads(2)
     bench = Bench(args.work.resolve(), args)

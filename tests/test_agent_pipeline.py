@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,17 @@ def cli(program: str, *args: str, timeout: float = 600) -> subprocess.CompletedP
     return subprocess.run([str(script), *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def invoke(*args: str) -> tuple[int, list[str]]:
+    """``dreamer-train ARGS`` in this process (typer's runner, no interpreter start-up): for error paths.
+    Returns (exit code, non-empty stderr lines)."""
+    from typer.testing import CliRunner
+
+    from cli.train import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, [line for line in result.stderr.splitlines() if line.strip()]
+
+
 def checked(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     assert result.returncode == 0, f"{result.args}\n{result.stdout}\n{result.stderr}"
     return result
@@ -56,6 +68,7 @@ def _build(root: Path, name: str) -> None:
     elif name == "ingest":
         checked(cli("dreamer-data", "ingest", "minatar", root / "raw", "--out", root / "store", "--resolution", "32x32",
                     "--workers", "0"))
+        shutil.copytree(root / "store", root / "store_without_latents")  # the store as it is before tokenize
     elif name == "tokenizer":
         checked(cli("dreamer-train", "tokenizer", "--data", root / "store", "--out", root / "tokenizer", "--config",
                     root / "tokenizer.yaml", "--steps", steps["tokenizer"], "--device", "cpu", "--lpips-weight", "0"))

@@ -1,8 +1,18 @@
 """Two-hot / HL-Gauss targets over 255 symlog bins: exact encode/decode, the loss, the range."""
 
+import pytest
 import torch
 
 from dreamer_model.agent.twohot import SymlogBins, symexp, symlog
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread for this module's small tensors (2 shared cores thrash with more); restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def test_symlog_symexp_invert_each_other():

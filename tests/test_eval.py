@@ -6,6 +6,7 @@ import math
 
 import av
 import numpy as np
+import pytest
 import torch
 
 from dreamer_data.collect.scores import crafter_score
@@ -15,7 +16,16 @@ from dreamer_model.eval.evaluate import EvalOptions, run_eval
 from dreamer_model.eval.policies import BehaviourPolicy, keep_rows
 from dreamer_model.eval.runner import evaluate
 from dreamer_model.tokenizer import Tokenizer
-from test_agent_pipeline import cli, stage
+from test_agent_pipeline import cli, invoke, stage
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread for this module's small tensors (2 shared cores thrash with more); restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 BREAKOUT = EnvSettings("minatar", game="breakout", max_steps=300, size=(32, 32))
 
@@ -80,10 +90,9 @@ def test_agent_and_behaviour_policy_play_the_same_seeded_episodes(tmp_path_facto
     agent = json.loads((tmp_path / "agent" / "report.json").read_text())
     assert agent["phase"] == 2 and agent["env"]["size"] == [32, 32] and agent["episodes"] == 3
     assert all(1 <= e["length"] <= 50 for e in agent["per_episode"])
-    result = cli("dreamer-train", "eval", "minatar", "--policy", "random", "--data", root / "store", "--episodes", "3",
-                 "--max-steps", "50", "--record", "0", "--out", tmp_path / "random")
-    assert result.returncode == 0, result.stderr
-    random = json.loads((tmp_path / "random" / "report.json").read_text())
+    random, _, _ = run_eval(EvalOptions(env="minatar", policy="random", data=str(root / "store"), episodes=3,
+                                        max_steps=50, record=0, out=str(tmp_path / "random")))
+    assert random["env"] == agent["env"]  # the store's settings: game, sticky actions, ramping, frame size
     assert [e["env_seed"] for e in random["per_episode"]] == [e["env_seed"] for e in agent["per_episode"]]
     with av.open(str(tmp_path / "agent" / "episode_0000.mp4")) as container:
         assert len(list(container.decode(video=0))) == agent["per_episode"][0]["length"] + 1
@@ -95,6 +104,5 @@ def test_eval_bad_input_is_one_line(tmp_path):
         ((), "give exactly one of --ckpt"),
         (("--policy", "random", "--game", "pong"), "unknown MinAtar game"),
     ):
-        result = cli("dreamer-train", "eval", "minatar", *args, "--episodes", "1", "--out", str(tmp_path / "o"))
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        assert result.returncode == 2 and len(lines) == 1 and expected in lines[0], (args, result.stderr)
+        code, lines = invoke("eval", "minatar", *args, "--episodes", "1", "--out", tmp_path / "o")
+        assert code == 2 and len(lines) == 1 and expected in lines[0], (args, lines)

@@ -5,7 +5,7 @@ import math
 import torch
 
 from dreamer_model.train.checkpoint import load_checkpoint
-from test_agent_pipeline import CONFIGS, STEPS, cli, metrics, stage
+from test_agent_pipeline import CONFIGS, STEPS, invoke, metrics, stage
 
 LOGGED = ("policy_loss", "pmpo_negative", "pmpo_positive", "pmpo_kl_term", "adv_frac_positive", "advantage_mean",
           "advantage_std", "advantage_abs_mean", "value_loss", "return_mean", "value_mean", "policy_entropy",
@@ -44,8 +44,6 @@ def test_only_policy_and_value_heads_train_and_the_prior_is_the_bc_policy(tmp_pa
 
 def test_phase3_refuses_a_world_model_run_as_agent(tmp_path_factory, tmp_path):
     root = stage(tmp_path_factory, "phase1")
-    result = cli("dreamer-train", "phase3", "--data", root / "store", "--agent", root / "phase1", "--out",
-                 tmp_path / "run", "--device", "cpu")
-    assert result.returncode == 2
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "not a agent checkpoint (found 'dynamics')" in lines[0], result.stderr
+    code, lines = invoke("phase3", "--data", root / "store", "--agent", root / "phase1", "--out", tmp_path / "run",
+                         "--device", "cpu")
+    assert code == 2 and len(lines) == 1 and "not a agent checkpoint (found 'dynamics')" in lines[0], lines
