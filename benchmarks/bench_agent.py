@@ -22,10 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..dynamics import DynamicsConfig, DynamicsModel
 from ..dynamics.actions import ActionField, fields_from_dicts, fields_to_dicts
-from ..dynamics.config import phase1_run_from_dict
+from ..errors import ModelError
 from .actions import ActionSpace
 from .config import AgentConfig
 from .distributions import ActionDistribution
@@ -48,8 +48,6 @@ class Agent(nn.Module):
 
     def task_index(self, task: str) -> int:
         if task not in self.tasks:
-            from ..errors import ModelError
-
             raise ModelError(f"the agent was trained for tasks {', '.join(self.tasks)}; not {task!r}")
         return self.tasks.index(task)
 
@@ -87,8 +85,3 @@ class Agent(nn.Module):
         """A frozen copy of the policy head: π_prior of eq. 11."""
         return copy.deepcopy(self.policy).requires_grad_(False)
 
-
-def dynamics_from_phase1(state: Mapping, source: str) -> tuple[DynamicsConfig, list[ActionField], dict]:
-    """(dynamics config, action fields, world-model weights) of a phase-1 checkpoint."""
-    run = phase1_run_from_dict(state["config"], source)
-    return run.dynamics, fields_from_dicts(state["action_fields"]), state["model"]

@@ -21,7 +21,6 @@ Same guarantees as the other trainers: window n and the noise of step s depend o
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -47,7 +46,6 @@ from ..dynamics.actions import HAS_ACTION, IS_FIRST
 from ..errors import ModelError
 from .checkpoint import list_checkpoints, load_checkpoint, model_hash, save_checkpoint
 from .logging import RunLog
-from .phase1 import KIND as PHASE1_KIND
 from .phase1 import load_world_model
 from .tokenizer_trainer import learning_rate, parameter_groups, split_episodes, step_generator, stop_on_sigint
 

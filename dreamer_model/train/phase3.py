@@ -26,7 +26,7 @@ reports both imagined returns: what the world model thinks of the student (the r
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -45,6 +45,7 @@ from ..agent.model import Agent
 from ..agent.pmpo import pmpo_loss
 from ..agent.returns import lambda_returns, state_weights
 from ..agent.target import EMATarget
+from ..agent.twohot import SymlogBins
 from ..configs import apply_overrides, load_yaml, parse_set
 from ..dynamics import Sampler, shift_actions
 from ..dynamics.actions import HAS_ACTION
@@ -130,6 +131,8 @@ class Phase3Trainer:
             self.seed = options.seed
         agent.load_state_dict(base["model"])
         agent.cfg = self.run.agent  # phase-3 coefficients (α, β, γ, λ, H, …); the shapes are unchanged
+        cfg = self.run.agent
+        agent.bins = SymlogBins(cfg.bins, cfg.bins_low, cfg.bins_high, cfg.bins_target)  # two-hot or HL-Gauss targets
         self.agent = agent.to(self.device)
         self.tasks = parse_tasks(self.agent.tasks, self.manifest, store)
         self.agent.requires_grad_(False)
