@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.vpt_like import write_recording  # noqa: E402
 from dreamer_data.ingest import IngestPlan, ingest  # noqa: E402
 from dreamer_data.sources import ReadOptions  # noqa: E402
+from dreamer_data.sources.base import DEFAULT_FRAME_CHUNK_ROWS  # noqa: E402
 from dreamer_data.sources.vpt import VptSource  # noqa: E402
 from dreamer_data.store.reader import StoreReader  # noqa: E402
 from dreamer_data.store.summary import summarize  # noqa: E402
@@ -135,7 +136,7 @@ def main() -> None:
         ingest_fps(src, out, "pyav", resolution, 2)
         summary = summarize(StoreReader(str(out)))
         print(f"| {resolution[0]}x{resolution[1]} | {summary['bytes_per_frame']:.0f} | "
-              f"{summary['compression_ratio']:.1f}x | zstd level 3, 64-frame chunks |")
+              f"{summary['compression_ratio']:.1f}x | zstd level 3, {DEFAULT_FRAME_CHUNK_ROWS}-frame chunks |")
     print(f"| (source H.264 640x360) | {sum(Path(v).stat().st_size for v in videos) / (args.episodes * args.frames):.0f} | | |")
 
     long_src = work / "vpt-long"
