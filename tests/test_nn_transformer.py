@@ -12,6 +12,15 @@ torch.manual_seed(0)
 SMALL = TransformerConfig(dim=32, depth=4, heads=4, kv_heads=2, head_dim=8, registers=2, time_every=2)
 
 
+@pytest.fixture
+def single_thread():
+    """Learning tests run one torch thread: on a shared CPU, OpenMP threads spin-wait on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def layout_with_agent() -> TokenLayout:
     return TokenLayout([TokenGroup("latent", 4, grid=(2, 2)), TokenGroup("action", 1),
                         TokenGroup("register", 2), TokenGroup("agent", 1, hidden=True)])
@@ -81,7 +90,7 @@ def test_cached_steps_equal_the_full_sequence(window, chunks):
         assert cache.keys[0].shape[2] == window - 1
 
 
-def test_learns_to_copy_the_previous_step():
+def test_learns_to_copy_the_previous_step(single_thread):
     """A toy task only the temporal layer can solve: classify at step t the symbol seen at step t − 1."""
     torch.manual_seed(0)
     cfg = TransformerConfig(dim=32, depth=2, heads=4, kv_heads=2, head_dim=8, registers=0, time_every=2)

@@ -14,6 +14,15 @@ torch.manual_seed(0)
 MINI = TransformerConfig(dim=32, depth=2, heads=4, kv_heads=2, head_dim=8, registers=2, time_every=2)
 
 
+@pytest.fixture
+def single_thread():
+    """Learning tests run one torch thread: on a shared CPU, OpenMP threads spin-wait on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def mini_config(**changes) -> TokenizerConfig:
     base = TokenizerConfig(height=16, width=24, patch=8, latent_tokens=4, latent_dim=8, context=3,
                            encoder=MINI, decoder=MINI)
@@ -114,7 +123,7 @@ def test_wrong_frame_shape_is_a_clear_error():
         model.encode(frames(h=32, w=32))
 
 
-def test_overfits_a_few_frames():
+def test_overfits_a_few_frames(single_thread):
     """The whole encoder → tanh bottleneck → decoder path learns: PSNR on 4 frames climbs fast."""
     torch.manual_seed(0)
     model = Tokenizer(mini_config())

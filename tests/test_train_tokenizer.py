@@ -28,7 +28,8 @@ MINI_RUN = {
                               "time_every": 2},
                   "decoder": {"dim": 32, "depth": 2, "heads": 2, "kv_heads": 1, "head_dim": 16, "registers": 1,
                               "time_every": 2}},
-    "train": {"batch": 2, "warmup": 2, "log_every": 1, "eval_every": 2, "checkpoint_every": 2, "eval_windows": 3},
+    "train": {"batch": 2, "warmup": 2, "log_every": 1, "eval_every": 2, "checkpoint_every": 2, "eval_windows": 3,
+              "threads": 1},
 }
 
 
