@@ -61,6 +61,10 @@ class TrainingProgress:
 
     def __call__(self, event: str, info: dict) -> None:
         if event == "start":
+            if info["resumed"]:
+                stderr.print(f"resuming at step {info['step']} with the run's saved config and seed "
+                             f"(--preset/--config/--set/--seed/--lpips-weight apply to new runs only)",
+                             highlight=False, soft_wrap=True)
             stderr.print(f"training {info['preset']} tokenizer ({info['parameters'] / 1e6:.2f}M parameters) on "
                          f"{info['device']} × {info['world_size']}: {info['train_windows']} training windows, "
                          f"{info['heldout_episodes']} held-out episode(s)", highlight=False, soft_wrap=True)
@@ -110,6 +114,8 @@ from .train_world import register as register_world_commands  # noqa: E402  phas
 register_world_commands(app)
 from .train_agent import register as register_agent_commands  # noqa: E402  phase2, phase3, eval (issue 7)
 register_agent_commands(app)
+from .quickstart import register as register_quickstart  # noqa: E402  quickstart (issue 9)
+register_quickstart(app)
 
 
 @app.command("plan")

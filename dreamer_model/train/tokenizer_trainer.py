@@ -288,6 +288,7 @@ class TokenizerTrainer:
             (self.out / "config.yaml").write_text(yaml.safe_dump(to_dict(self.run), sort_keys=False))
         frames_per_step = train.batch * self.run.tokenizer.context
         self.report("start", {"step": self.step, "steps": self.steps, "device": str(self.device),
+                              "resumed": self.resume_state is not None,
                               "world_size": self.dist.world_size, "preset": self.run.preset,
                               "parameters": sum(p.numel() for p in self.model.parameters()),
                               "train_windows": len(self.train_set), "heldout_episodes": len(self.heldout_ids)})
