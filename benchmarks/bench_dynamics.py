@@ -36,7 +36,7 @@ def speed(args) -> None:
     torch.set_num_threads(args.threads)
     run = phase1_preset(args.preset)
     cfg = replace(run.dynamics, latent_tokens=args.latent_tokens, latent_dim=args.latent_dim,
-                  transformer=replace(run.dynamics.transformer, time_window=None))  # the whole context is read
+                  transformer=replace(run.dynamics.transformer, time_window=args.window))  # None: all the context
     fields = action_fields({"discrete": {"kind": "categorical", "size": 17}})
     torch.manual_seed(0)
     model = DynamicsModel(cfg, fields).eval()
@@ -68,8 +68,9 @@ def speed(args) -> None:
             result[use_cache] = 1.0 / best
         rows.append([context, f"{result[True]:.1f}", f"{result[False]:.2f}", f"{result[True] / result[False]:.1f}x"])
         print(f"context {context}: cached {result[True]:.1f} frames/s, uncached {result[False]:.2f} frames/s", flush=True)
+    window = f"temporal window {args.window} frames" if args.window else "temporal layers read the whole context"
     print(f"\n{args.preset} preset, {params / 1e6:.2f}M parameters, latents {cfg.latent_tokens}x{cfg.latent_dim}, "
-          f"K = {args.steps}, batch 1, {args.threads} thread(s), torch {torch.__version__}\n")
+          f"K = {args.steps}, batch 1, {window}, {args.threads} thread(s), torch {torch.__version__}\n")
     print(markdown(["context frames", "frames/s with K/V cache", "frames/s without", "ratio"], rows))
 
 
@@ -173,6 +174,7 @@ def main() -> None:
     s.add_argument("--latent-dim", type=int, default=32)
     s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--window", type=int, default=None, help="temporal window (default: the whole context)")
     q = sub.add_parser("quality")
     q.add_argument("--data", required=True)
     q.add_argument("--shortcut", required=True, help="phase-1 run trained with the shortcut objective")

@@ -23,13 +23,14 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def train(objective: str, steps: int, window: int, make_batch, seed: int = 0) -> DynamicsModel:
+def train(objective: str, steps: int, window: int, make_batch, bootstrap_fraction: float | None = 0.25,
+          seed: int = 0) -> DynamicsModel:
     torch.manual_seed(seed)
     cfg = DynamicsConfig(latent_tokens=S_Z, latent_dim=D_Z, context=window, k_max=16, objective=objective,
                          transformer=TransformerConfig(dim=64, depth=3, heads=4, kv_heads=2, head_dim=16, registers=1,
                                                        time_every=2, time_window=window))
     model = DynamicsModel(cfg, FIELDS)
-    loss_fn = ShortcutForcingLoss(cfg.k_max, objective)
+    loss_fn = ShortcutForcingLoss(cfg.k_max, objective, bootstrap_fraction=bootstrap_fraction)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for step in range(steps):
         rows = make_batch(step)
@@ -46,7 +47,7 @@ def test_predictions_depend_on_the_actions():
     """From the same two context frames, the next frame generated (K = 4 steps, K/V cache) under 'stay',
     'left' and 'right' puts the dot where that action takes it."""
     codes, rng = codebook(), np.random.default_rng(0)
-    model = train("flow", 300, 4, lambda step: batch(16, 4, rng, codes))
+    model = train("shortcut", 400, 4, lambda step: batch(16, 4, rng, codes))
     rows = batch(64, 3, np.random.default_rng(99), codes)
     cells = {}
     for action in range(N_ACTIONS):
@@ -63,8 +64,8 @@ def test_predictions_depend_on_the_actions():
 
 
 def test_shortcut_training_keeps_the_finest_prediction_sharp():
-    """Most frames under eq. 4 are bootstrap frames whose targets come from the model itself; they must
-    not wash out the d_min (flow) prediction: after a short shortcut run the model still denoises."""
+    """With eq. 4's uniform levels most frames are bootstrap frames whose targets come from the model
+    itself; they must not wash out the d_min (flow) prediction: after a short run it still denoises."""
     codes = torch.from_numpy(codebook())
     g = torch.Generator().manual_seed(0)
 
@@ -73,7 +74,7 @@ def test_shortcut_training_keeps_the_finest_prediction_sharp():
         return {"latents": codes[cells], "actions/discrete": torch.zeros(16, 2, dtype=torch.long),
                 "has_action": torch.zeros(16, 2, dtype=torch.uint8), "is_first": torch.zeros(16, 2, dtype=torch.bool)}
 
-    model = train("shortcut", 400, 2, independent_frames)
+    model = train("shortcut", 400, 2, independent_frames, bootstrap_fraction=None)
     rows = independent_frames(0)
     cells = torch.randint(0, CELLS, (16, 2), generator=g)
     x = codes[cells]

@@ -56,18 +56,26 @@ def test_step_sizes_are_powers_of_two_down_to_d_min():
     assert step_sizes(64).tolist() == [1, 1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32, 1 / 64]
 
 
-def test_d_on_power_of_two_grid_and_tau_on_the_grid_of_d():
-    d, tau = sample_step_and_signal((200, 100), 64, torch.Generator().manual_seed(3))
+@pytest.mark.parametrize("fraction", [None, 0.25])
+def test_d_on_power_of_two_grid_and_tau_on_the_grid_of_d(fraction):
+    d, tau = sample_step_and_signal((200, 100), 64, torch.Generator().manual_seed(3), bootstrap_fraction=fraction)
     levels = step_sizes(64).float()
     assert torch.isin(d, levels).all()
-    counts = torch.stack([(d == level).sum() for level in levels])
-    assert (counts > 0.8 * d.numel() / 7).all() and (counts < 1.2 * d.numel() / 7).all()  # d ~ U{levels}
+    share = torch.stack([(d == level).float().mean() for level in levels])
+    if fraction is None:  # eq. 4: uniform over the 7 levels
+        expected = torch.full((7,), 1 / 7)
+    else:  # d_min with probability 0.75, the 6 coarser levels share the rest evenly
+        expected = torch.tensor([0.25 / 6] * 6 + [0.75])
+    torch.testing.assert_close(share, expected, atol=0.01, rtol=0.1)
     k = tau / d
     assert torch.equal(k, k.round())  # τ = k·d, exactly
     assert (tau >= 0).all() and (tau <= 1 - d).all()  # k ∈ {0, …, 1/d − 1}
     assert set(tau[d == 1].tolist()) == {0.0}
     assert set(tau[d == 0.25].tolist()) == {0.0, 0.25, 0.5, 0.75}
     assert len(set(tau[d == 1 / 64].tolist())) == 64
+    for level in levels:  # τ uniform on the grid of its d
+        counts = torch.bincount((tau[d == level] / level).long(), minlength=int(1 / level)).float()
+        assert counts.min() > 0.5 * counts.mean()
 
 
 def test_flow_objective_samples_only_d_min():
@@ -77,8 +85,8 @@ def test_flow_objective_samples_only_d_min():
 
 
 def test_sampling_is_a_function_of_the_generator_seed():
-    a = sample_step_and_signal((4, 8), 64, torch.Generator().manual_seed(7))
-    b = sample_step_and_signal((4, 8), 64, torch.Generator().manual_seed(7))
+    a = sample_step_and_signal((4, 8), 64, torch.Generator().manual_seed(7), bootstrap_fraction=0.25)
+    b = sample_step_and_signal((4, 8), 64, torch.Generator().manual_seed(7), bootstrap_fraction=0.25)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 

@@ -27,6 +27,7 @@ class DynamicsConfig:
     context: int = 16  # frames per training window = frames a temporal layer reads at inference (sliding window)
     k_max: int = 64  # finest step d_min = 1 / k_max (eq. 4)
     objective: str = "shortcut"  # "shortcut" (eq. 7) or "flow": the baseline, trained with d = d_min only
+    bootstrap_fraction: float | None = 0.25  # P(d > d_min) per frame; None: eq. 4's uniform over levels (shortcut.py)
     sample_steps: int = 4  # K denoising steps per generated frame (d = 1 / K)
     tau_ctx: float = 0.9  # signal level context frames are re-noised to at inference
     agent_tokens: int = 0  # hidden agent tokens per step (issue 7): read everything, read by nothing
@@ -120,6 +121,8 @@ def validate_dynamics(cfg: DynamicsConfig, source: str) -> None:
                                                                   or cfg.sample_steps > cfg.k_max)):
         raise ModelError(f"{source}: dynamics.sample_steps must be a power of two ≤ k_max ({cfg.k_max}) for a "
                          f"shortcut model, got {cfg.sample_steps}")
+    if cfg.bootstrap_fraction is not None and not 0.0 <= cfg.bootstrap_fraction <= 1.0:
+        raise ModelError(f"{source}: dynamics.bootstrap_fraction must be in [0, 1] or none, got {cfg.bootstrap_fraction}")
     if not 0.0 <= cfg.tau_ctx <= 1.0:
         raise ModelError(f"{source}: dynamics.tau_ctx must be in [0, 1], got {cfg.tau_ctx}")
     if cfg.context < 2:

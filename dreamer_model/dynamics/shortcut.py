@@ -13,7 +13,7 @@ which equals x − ε when x̂ = x. A sampler step of size d moves z_τ + v̂·d
 
 Training (diffusion forcing: every (batch, time) element has its own τ and d):
 
-    d ~ U{1, 1/2, …, 1/K_max},  τ ~ U{0, d, 2d, …, 1 − d}                    (eq. 4; K_max = 64)
+    d ∈ {1, 1/2, …, 1/K_max},  τ ~ U{0, d, 2d, …, 1 − d}                    (eq. 4; K_max = 64)
     d = d_min:  L = w(τ) · ‖x̂ − x‖²                                          (eq. 7, flow term)
     d > d_min:  with the model under stop-gradient, two half steps            (eq. 3 / 7, bootstrap)
         b′ = (f(z_τ, τ, d/2) − z_τ) / (1 − τ)
@@ -23,6 +23,12 @@ Training (diffusion forcing: every (batch, time) element has its own τ and d):
     w(τ) = 0.9 τ + 0.1                                                        (eq. 8, ramp)
 
 ‖·‖² is the mean over the frame's S_z × D_z latent entries. τ ≤ 1 − d keeps every 1 − τ ≥ d > 0.
+How often d = d_min: eq. 4 draws d uniformly over the 7 levels, so 6 of 7 frames are bootstrap frames
+whose targets come from the model itself; a tiny model trained that way on Crafter latents collapsed
+to predicting the mean latent (held-out 1-step latent MSE 0.53 after 500 steps, vs 0.07 for the flow
+baseline; benchmarks/results/dynamics.md). ``bootstrap_fraction`` (default 0.25 in the configs, as in
+the shortcut-models paper) keeps d per (batch, time) element on the same grid but draws d_min with
+probability 0.75; ``None`` restores eq. 4's uniform levels.
 The flow-matching baseline is the same model trained with d = d_min only (``objective="flow"``).
 The dynamics loss is the mean of the per-frame terms over all (batch, time) elements, divided by a
 running RMS of itself (``RunningRMS``, shared with the tokenizer's loss): L = L̄ / RMS(L̄). One
@@ -56,15 +62,24 @@ def step_sizes(k_max: int) -> torch.Tensor:
 
 
 def sample_step_and_signal(shape: tuple[int, ...], k_max: int, generator: torch.Generator | None = None,
-                           objective: str = "shortcut") -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. 4 per element: d ~ U{1, …, 1/k_max} (always d_min for ``flow``), τ ~ U{0, d, …, 1 − d}.
+                           objective: str = "shortcut", bootstrap_fraction: float | None = None
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 4 per element: a step size d on the power-of-two grid, then τ ~ U{0, d, …, 1 − d}.
 
-    Returns (d, τ), each float32 of ``shape`` on the CPU (exact: powers of two and their multiples)."""
+    d's distribution over {1, …, 1/k_max}: ``bootstrap_fraction`` None is eq. 4's uniform over the
+    log₂(k_max) + 1 levels; a number p gives d = d_min with probability 1 − p and otherwise a coarser d
+    uniform over the other levels (the shortcut-models recipe, Frans et al. 2024: 1/4 bootstrap).
+    ``objective="flow"`` always gives d_min. Returns (d, τ), each float32 of ``shape`` on the CPU
+    (exact: powers of two and their multiples)."""
     levels = int(round(math.log2(k_max))) + 1
-    if objective == "flow":
-        j = torch.full(shape, levels - 1, dtype=torch.long)
+    finest = torch.full(shape, levels - 1, dtype=torch.long)
+    if objective == "flow" or levels == 1:
+        j = finest
+    elif bootstrap_fraction is None:
+        j = torch.randint(0, levels, shape, generator=generator)  # d = 2^−j, j uniform
     else:
-        j = torch.randint(0, levels, shape, generator=generator)  # d = 2^−j
+        coarse = torch.randint(0, levels - 1, shape, generator=generator)  # d > d_min, uniform over levels
+        j = torch.where(torch.rand(shape, generator=generator) < bootstrap_fraction, coarse, finest)
     steps = torch.exp2(j.double())  # 1/d: how many steps of size d fill [0, 1]
     k = torch.floor(torch.rand(shape, generator=generator, dtype=torch.float64) * steps)  # τ = k·d, k < 1/d
     d = 1.0 / steps
@@ -121,9 +136,10 @@ def bootstrap_loss(x_pred: torch.Tensor, z_tau: torch.Tensor, tau: torch.Tensor,
 class ShortcutForcingLoss(nn.Module):
     """Eqs. 4 + 7 + 8 on a batch of clean latent windows, normalised by one running RMS."""
 
-    def __init__(self, k_max: int = 64, objective: str = "shortcut", rms_decay: float = 0.99):
+    def __init__(self, k_max: int = 64, objective: str = "shortcut", rms_decay: float = 0.99,
+                 bootstrap_fraction: float | None = None):
         super().__init__()
-        self.k_max, self.objective = k_max, objective
+        self.k_max, self.objective, self.bootstrap_fraction = k_max, objective, bootstrap_fraction
         self.d_min = 1.0 / k_max
         self.rms = RunningRMS(rms_decay)
 
@@ -133,7 +149,8 @@ class ShortcutForcingLoss(nn.Module):
         """x (B, T, S_z, D_z) clean latents; f the model with gradients, ``teacher`` (default f) the one
         called under stop-gradient; ``generator`` draws (d, τ) and ε on the CPU (bit-exact resume)."""
         b, t = x.shape[:2]
-        d, tau = sample_step_and_signal((b, t), self.k_max, generator, self.objective)  # (B, T) each
+        d, tau = sample_step_and_signal((b, t), self.k_max, generator, self.objective,
+                                        self.bootstrap_fraction)  # (B, T) each
         eps = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x.device)  # ε (B, T, S, D)
         d, tau, x = d.to(x.device), tau.to(x.device), x.float()
         z_tau = noise_latents(x, eps, tau)  # (B, T, S, D)

@@ -121,7 +121,7 @@ class Phase1Trainer:
         cfg = self.run.dynamics
         torch.manual_seed(self.seed)
         self.model = DynamicsModel(cfg, self.fields).to(self.device)
-        self.loss_fn = ShortcutForcingLoss(cfg.k_max, cfg.objective, cfg.rms_decay).to(self.device)
+        self.loss_fn = ShortcutForcingLoss(cfg.k_max, cfg.objective, cfg.rms_decay, cfg.bootstrap_fraction).to(self.device)
         self.optimizer = torch.optim.AdamW(parameter_groups(self.model, train.weight_decay), lr=train.lr,
                                            betas=(train.beta1, train.beta2), eps=1e-8)
         self.step = 0
