@@ -93,8 +93,14 @@ def windows(store: str, episodes: list[str], length: int, per_episode: int, fiel
     return picked
 
 
+def psnr_per_window(prediction: torch.Tensor, target: torch.Tensor) -> np.ndarray:
+    """(B, H) PSNR in dB of frames (B, H, h, w, C) in [0, 1]."""
+    mse = ((prediction.float() - target.float()) ** 2).flatten(2).mean(-1).clamp(min=1e-10)
+    return (-10.0 * torch.log10(mse)).numpy()
+
+
 def quality(args) -> None:
-    from dreamer_model.rollout import (decode, load_store_tokenizer, psnr_per_frame, random_actions, rollout,
+    from dreamer_model.rollout import (Episode, decode, load_store_tokenizer, random_actions, rollout,
                                        with_future_actions)
     from dreamer_model.train.phase1 import load_world_model
 
@@ -111,36 +117,35 @@ def quality(args) -> None:
           f"({args.context} context + {args.horizon} predicted)", flush=True)
     marks = [h for h in (1, 4, 8, 16) if h <= args.horizon]
     settings = [("shortcut", 4), ("shortcut", 64)] + ([("flow", 4), ("flow", 64)] if args.flow else [])
-    psnr = {s: [] for s in settings}
-    psnr["tokenizer"], psnr["copy"] = [], []
-    sens = {"action": [], "noise": [], "real": [], "error": []}
-    for index, (episode, start, ep) in enumerate(picked):
-        real = ep.frames.float() / 255.0
-        recon = decode(tokenizer, ep.latents)
-        psnr["tokenizer"].append(psnr_per_frame(recon[:, args.context:], real[:, args.context:]))
-        copy = ep.latents[:, args.context - 1:args.context].expand(-1, args.horizon, -1, -1)
-        copied = decode(tokenizer, torch.cat((ep.latents[:, :args.context], copy), dim=1))
-        psnr["copy"].append(psnr_per_frame(copied[:, args.context:], real[:, args.context:]))
-        for name, steps in settings:
-            predicted = rollout(runs[name], ep, args.context, steps, seed=index)
-            imagined = decode(tokenizer, torch.cat((ep.latents[:, :args.context], predicted), dim=1))
-            psnr[(name, steps)].append(psnr_per_frame(imagined[:, args.context:], real[:, args.context:]))
-            if (name, steps) == ("shortcut", 4):
-                future = random_actions(shortcut.action_fields, ep.action_in, torch.Generator().manual_seed(index))
-                other_in, other_has = with_future_actions(ep, args.context, future)
-                other = rollout(shortcut, ep, args.context, 4, seed=index, action_in=other_in, has_action_in=other_has)
-                reseeded = rollout(shortcut, ep, args.context, 4, seed=index + 10_000)
-                truth = ep.latents[:, args.context:]
-                last = ep.latents[:, args.context - 1:args.context]
-                mse = lambda a, b: ((a - b) ** 2).mean(dim=(0, 2, 3)).numpy()  # noqa: E731  (H,)
-                sens["action"].append(mse(predicted, other))
-                sens["noise"].append(mse(predicted, reseeded))
-                sens["real"].append(mse(truth, last))
-                sens["error"].append(mse(predicted, truth))
-        print(f"window {index + 1}/{len(picked)} ({episode} @ {start})", flush=True)
+    # all windows as one batch (B = windows): one generate call per setting
+    ep = Episode(torch.cat([e.latents for _, _, e in picked]),
+                 {k: torch.cat([e.action_in[k] for _, _, e in picked]) for k in picked[0][2].action_in},
+                 torch.cat([e.has_action_in for _, _, e in picked]), torch.cat([e.frames for _, _, e in picked]))
+    c = args.context
+    real = ep.frames.float() / 255.0
+    psnr = {"tokenizer": psnr_per_window(decode(tokenizer, ep.latents)[:, c:], real[:, c:])}
+    copy = ep.latents[:, c - 1:c].expand(-1, args.horizon, -1, -1)
+    psnr["copy"] = psnr_per_window(decode(tokenizer, torch.cat((ep.latents[:, :c], copy), 1))[:, c:], real[:, c:])
+    predicted = {}
+    for name, steps in settings:
+        began = time.perf_counter()
+        predicted[(name, steps)] = rollout(runs[name], ep, c, steps, seed=args.seed)
+        imagined = decode(tokenizer, torch.cat((ep.latents[:, :c], predicted[(name, steps)]), dim=1))
+        psnr[(name, steps)] = psnr_per_window(imagined[:, c:], real[:, c:])
+        print(f"{name} K = {steps}: {time.perf_counter() - began:.0f} s", flush=True)
+    future = random_actions(shortcut.action_fields, ep.action_in, torch.Generator().manual_seed(args.seed + 1))
+    other_in, other_has = with_future_actions(ep, c, future)
+    base = predicted[("shortcut", 4)]
+    other = rollout(shortcut, ep, c, 4, seed=args.seed, action_in=other_in, has_action_in=other_has)
+    reseeded = rollout(shortcut, ep, c, 4, seed=args.seed + 2)
+    truth, last = ep.latents[:, c:], ep.latents[:, c - 1:c]
+    mse = lambda a, b: ((a - b) ** 2).mean(dim=(2, 3)).numpy()  # noqa: E731  (B, H)
+    sens = {"action": mse(base, other), "noise": mse(base, reseeded), "real": mse(truth, last), "error": mse(base, truth)}
+    sens_pixels = {"action": psnr_per_window(decode(tokenizer, torch.cat((ep.latents[:, :c], other), 1))[:, c:],
+                                             decode(tokenizer, torch.cat((ep.latents[:, :c], base), 1))[:, c:])}
 
     def at(values, h):
-        return float(np.mean([v[h - 1] for v in values]))
+        return float(np.mean(np.asarray(values)[:, h - 1]))
 
     rows = [["tokenizer reconstruction (ceiling)", *[f"{at(psnr['tokenizer'], h):.2f}" for h in marks]],
             ["copy last context frame", *[f"{at(psnr['copy'], h):.2f}" for h in marks]]]
@@ -154,12 +159,15 @@ def quality(args) -> None:
                   f"{at(sens['error'], h):.4f}"] for h in marks]
     print("\nAction sensitivity (latent MSE, shortcut K = 4): recorded vs random actions from the same context; "
           "recorded actions with another noise seed; the real change from the last context frame; the error vs truth\n")
+    print("decoded frames, recorded vs random actions: PSNR " + ", ".join(
+        f"{at(sens_pixels['action'], h):.2f} dB at {h}" for h in marks))
     print(markdown(["steps ahead", "recorded vs random actions", "recorded, other seed", "real: z_t+h vs z_t",
                     "prediction vs truth"], sens_rows))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"psnr": {str(k): np.mean(v, axis=0).tolist() for k, v in psnr.items()},
-                       "sensitivity": {k: np.mean(v, axis=0).tolist() for k, v in sens.items()}}, handle, indent=1)
+                       "sensitivity": {k: np.mean(v, axis=0).tolist() for k, v in sens.items()},
+                       "windows": [(e, s) for e, s, _ in picked]}, handle, indent=1)
 
 
 def main() -> None:
@@ -184,6 +192,7 @@ def main() -> None:
     q.add_argument("--horizon", type=int, default=16)
     q.add_argument("--per-episode", type=int, default=4)
     q.add_argument("--threads", type=int, default=1)
+    q.add_argument("--seed", type=int, default=0)
     q.add_argument("--json")
     args = parser.parse_args()
     speed(args) if args.what == "speed" else quality(args)

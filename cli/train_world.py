@@ -99,7 +99,8 @@ def rollout_command(
     context: int = typer.Option(8, "--context", min=1, help="Real frames given as context."),
     start: int = typer.Option(0, "--start", min=0, help="Episode frame where the context starts."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Denoising steps K per frame (default: the model's, 4)."),
-    actions: str = typer.Option("recorded", "--actions", help="recorded, or random (to see the actions matter)."),
+    actions: str = typer.Option("recorded", "--actions",
+                                help="recorded, random, or both (two panels: do the actions matter?)."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Tokenizer checkpoint (default: the one the "
                                                                     "store's manifest records for its latents)."),
     fps: int = typer.Option(8, "--fps", min=1, help="Frames per second of the video."),

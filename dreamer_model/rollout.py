@@ -210,24 +210,34 @@ class RolloutReport:
 def rollout_video(model: DynamicsModel, tokenizer: Tokenizer, store: str, episode: str, out: str | Path,
                   context: int, horizon: int, start: int = 0, steps: int | None = None, seed: int = 0,
                   fps: int = 8, actions: str = "recorded") -> RolloutReport:
-    """``dreamer-train rollout``: real | tokenizer reconstruction | prediction, side by side."""
+    """``dreamer-train rollout``: real | tokenizer reconstruction | prediction(s), side by side.
+
+    ``actions``: ``recorded`` (the episode's own), ``random`` (uniform random actions after the
+    context), or ``both`` (two prediction panels from the same context and noise)."""
     if context < 1 or horizon < 1:
         raise ModelError(f"rollout: need --context ≥ 1 and --frames ≥ 1, got {context} and {horizon}")
+    if actions not in ("recorded", "random", "both"):
+        raise ModelError(f"rollout: --actions must be recorded, random or both, got {actions!r}")
     ep = read_episode(store, episode, context + horizon, start, model.action_fields)
-    action_in, has_in = ep.action_in, ep.has_action_in
-    if actions == "random":
+    inputs = {}
+    if actions in ("recorded", "both"):
+        inputs["recorded"] = (ep.action_in, ep.has_action_in)
+    if actions in ("random", "both"):
         future = random_actions(model.action_fields, ep.action_in, torch.Generator().manual_seed(seed + 1))
-        action_in, has_in = with_future_actions(ep, context, future)
-    elif actions != "recorded":
-        raise ModelError(f"rollout: --actions must be recorded or random, got {actions!r}")
-    predicted = rollout(model, ep, context, steps, seed, action_in, has_in).cpu()  # (1, H, S, D)
+        inputs["random"] = with_future_actions(ep, context, future)
     recon = decode(tokenizer, ep.latents)  # (1, T, H, W, C)
-    imagined = decode(tokenizer, torch.cat((ep.latents[:, :context], predicted), dim=1))
     real = ep.frames.float() / 255.0 if ep.frames is not None else recon
-    psnr = psnr_per_frame(imagined[:, context:], real[:, context:])
-    psnr_tok = psnr_per_frame(recon[:, context:], real[:, context:])
-    latent_mse = ((predicted - ep.latents[:, context:]) ** 2).mean(dim=(0, 2, 3))
     to_u8 = lambda x: (x[0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()  # noqa: E731
-    columns = [("real", to_u8(real)), ("tokenizer", to_u8(recon)), (f"world model ({actions})", to_u8(imagined))]
+    columns = [("real", to_u8(real)), ("tokenizer", to_u8(recon))]
+    report = None
+    for name, (action_in, has_in) in inputs.items():
+        predicted = rollout(model, ep, context, steps, seed, action_in, has_in).cpu()  # (1, H, S, D)
+        imagined = decode(tokenizer, torch.cat((ep.latents[:, :context], predicted), dim=1))
+        columns.append((f"world model ({name} actions)", to_u8(imagined)))
+        if report is None:
+            psnr = psnr_per_frame(imagined[:, context:], real[:, context:])
+            psnr_tok = psnr_per_frame(recon[:, context:], real[:, context:])
+            latent_mse = ((predicted - ep.latents[:, context:]) ** 2).mean(dim=(0, 2, 3))
+            report = (psnr.tolist(), psnr_tok.tolist(), latent_mse.tolist())
     path = write_video(out, compose(columns), fps)
-    return RolloutReport(path, context, horizon, psnr.tolist(), psnr_tok.tolist(), latent_mse.tolist())
+    return RolloutReport(path, context, horizon, *report)

@@ -69,10 +69,11 @@ def test_rollout_gif_shows_real_tokenizer_and_prediction_side_by_side(setup):
     assert gif.n_frames == 8  # context + predicted frames, one row of three panels each
     assert gif.size[0] > 3 * 8 * 4 and gif.size[1] > 8 * 4
     report = rollout_video(model, load_store_tokenizer(store), store, "ep001", root / "out.mp4", context=3, horizon=5,
-                           actions="random")
+                           actions="both")
     with av.open(str(root / "out.mp4")) as container:
         frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
     assert len(frames) == 8 and frames[0].shape[0] % 2 == 0 and frames[0].shape[1] % 2 == 0
+    assert frames[0].shape[1] > 4 * 8 * 4  # real | tokenizer | recorded | random
     assert np.isfinite(report.latent_mse).all()
 
 
@@ -88,5 +89,7 @@ def test_rollout_refuses_a_tokenizer_that_did_not_make_the_latents(setup):
         rollout_video(model, load_store_tokenizer(store), store, "nope", root / "x.gif", context=2, horizon=2)
     with pytest.raises(ModelError, match=".mp4 or .gif"):
         rollout_video(model, load_store_tokenizer(store), store, "ep001", root / "x.avi", context=2, horizon=2)
+    with pytest.raises(ModelError, match="recorded, random or both"):
+        rollout_video(model, load_store_tokenizer(store), store, "ep001", root / "x.gif", context=2, horizon=2, actions="left")
     with pytest.raises(ModelError, match="not a dynamics checkpoint"):
         load_world_model(root / "tok")
