@@ -62,8 +62,8 @@ def keep_rows(cache: TimeCache, keep: torch.Tensor, tokens_per_step: int) -> Non
             continue
         for store in (cache.keys, cache.values):
             x = store[layer]
-            x = x.view(-1, tokens_per_step, *x.shape[1:])[keep]
-            store[layer] = x.reshape(-1, *x.shape[2:])
+            x = x.view(x.shape[0] // tokens_per_step, tokens_per_step, *x.shape[1:])[keep]  # (B, S, …); P may be 0
+            store[layer] = x.flatten(0, 1)
 
 
 class AgentPolicy:
