@@ -52,9 +52,10 @@ def test_layout_and_read_rules():
     assert mask[agent].all()  # agent tokens read everything
 
 
+@pytest.mark.parametrize("action_to_latents", [False, True])
 @pytest.mark.parametrize("what", ["latent", "action", "tau", "d", "has_action"])
-def test_future_inputs_never_change_past_predictions(what):
-    m = model()
+def test_future_inputs_never_change_past_predictions(what, action_to_latents):
+    m = model(replace(CFG, action_to_latents=action_to_latents))
     z, tau, d, actions, has = inputs()
     with torch.no_grad():
         before = m(z, tau, d, actions, has).x_pred

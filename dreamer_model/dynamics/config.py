@@ -30,6 +30,7 @@ class DynamicsConfig:
     bootstrap_fraction: float | None = 0.25  # P(d > d_min) per frame; None: eq. 4's uniform over levels (shortcut.py)
     sample_steps: int = 4  # K denoising steps per generated frame (d = 1 / K)
     tau_ctx: float = 0.9  # signal level context frames are re-noised to at inference
+    action_to_latents: bool = False  # also add the action embedding to every latent token (presets: on)
     agent_tokens: int = 0  # hidden agent tokens per step (issue 7): read everything, read by nothing
     rms_decay: float = 0.99  # running-RMS loss normalisers
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
@@ -58,7 +59,8 @@ class Phase1Run:
 
 
 def _dynamics(context: int, transformer: TransformerConfig, **kw: Any) -> DynamicsConfig:
-    return DynamicsConfig(context=context, transformer=replace(transformer, time_window=context), **kw)
+    return DynamicsConfig(context=context, transformer=replace(transformer, time_window=context),
+                          action_to_latents=True, **kw)
 
 
 def phase1_preset(name: str) -> Phase1Run:

@@ -11,6 +11,7 @@ Each time step t holds the token layout
   to each of the frame's latent tokens (broadcast conditioning, as DiT-style shortcut models do): with
   the token alone the bootstrap frames (most frames under eq. 4) pulled the d_min predictions along
   and a tiny model lost the ability to denoise at all (tests/test_dynamics_learning.py);
+  with ``action_to_latents`` the action token is added to each latent token the same way;
 * ``register``: learned registers (owned by the transformer);
 * ``latent``: the noised latents z̃_t = (1 − τ_t)·ε + τ_t·z_t of the store's S_z × D_z latents,
   regrouped ``pack`` tokens at a time (S = S_z / pack tokens of pack·D_z dims), linearly embedded;
@@ -143,11 +144,11 @@ class DynamicsModel(nn.Module):
             raise ModelError(f"dynamics: tau and d must be (B, T) = {(b, t)}, got {tuple(tau.shape)}, {tuple(d.shape)}")
         dtype = self.latent_in.weight.dtype
         shortcut = self.shortcut_embed(tau, d).to(dtype)  # (B, T, 1, D)
-        parts = {
-            ACTION: self.action_embed(action_in, has_action_in).to(dtype),  # (B, T, 1, D)
-            SHORTCUT: shortcut,
-            LATENT: self.latent_in(self.pack(z_noisy).to(dtype)) + shortcut,  # (B, T, S, D), conditioned on (τ, d)
-        }
+        action = self.action_embed(action_in, has_action_in).to(dtype)  # (B, T, 1, D)
+        latent = self.latent_in(self.pack(z_noisy).to(dtype)) + shortcut  # (B, T, S, D), conditioned on (τ, d)
+        if self.cfg.action_to_latents:
+            latent = latent + action
+        parts = {ACTION: action, SHORTCUT: shortcut, LATENT: latent}
         if self.agent_queries is not None:
             parts[AGENT] = agent if agent is not None else self.agent_queries.to(dtype).expand(b, t, -1, -1)
         elif agent is not None:
