@@ -124,8 +124,11 @@ PAPER = TransformerConfig(dim=1536, depth=16, heads=24, kv_heads=8, head_dim=64,
 def tokenizer_preset(name: str) -> TokenizerRun:
     """A named preset for ``dreamer-train tokenizer``."""
     presets = {
-        "tiny": lambda: TokenizerRun("tiny", _tokenizer(64, 64, 8, 16, 32, 4, TINY, TINY),
-                                     TrainConfig(steps=5000, batch=8, lr=1e-3)),
+        # tiny trains on single frames: at the same 32 frames per step, 32 different scenes beat
+        # 8 windows × 4 consecutive frames on held-out Crafter (21.8 vs 20.6 dB PSNR after 1000 steps);
+        # the larger presets keep a temporal context.
+        "tiny": lambda: TokenizerRun("tiny", _tokenizer(64, 64, 8, 16, 32, 1, TINY, TINY),
+                                     TrainConfig(steps=5000, batch=32, lr=1e-3)),
         "small": lambda: TokenizerRun("small", _tokenizer(64, 64, 8, 32, 32, 8, SMALL, SMALL),
                                       TrainConfig(steps=20_000, batch=16, lr=6e-4)),
         "base": lambda: TokenizerRun("base", _tokenizer(128, 128, 8, 64, 32, 16, BASE, BASE),

@@ -38,6 +38,7 @@ class AgentConfig:
     bc_weight: float = 1.0
     reward_weight: float = 1.0
     continue_weight: float = 1.0
+    balance_continue: bool = True  # average the continuation loss over episode ends and the rest separately
     dynamics_weight: float = 1.0
 
 

@@ -84,7 +84,7 @@ def resolve_phase2_run(preset: str, config_file: str | None, sets: list[str] | N
 
 
 def bc_losses(agent: Agent, h_BTD: torch.Tensor, batch: dict[str, torch.Tensor], reward_BT: torch.Tensor,
-              mtp: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+              mtp: int, balance_continue: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """Eq. 9 terms on agent states h (B, T, D) and the window's rows (see ``agent/targets.py``)."""
     space = agent.space
     has_action_BT = batch[HAS_ACTION].bool() if HAS_ACTION in batch else torch.ones_like(reward_BT, dtype=torch.bool)
@@ -103,8 +103,14 @@ def bc_losses(agent: Agent, h_BTD: torch.Tensor, batch: dict[str, torch.Tensor],
     reward_logits = agent.reward(h_BTD)  # (B, T, L+1, bins)
     reward_nll = (agent.bins.nll(reward_logits, r_target) * r_mask).sum() / r_mask.sum().clamp(min=1)
     cont_logits = agent.cont(h_BTD).float()  # (B, T, L+1)
-    cont_nll = (F.binary_cross_entropy_with_logits(cont_logits, c_target, reduction="none") * r_mask).sum() \
-        / r_mask.sum().clamp(min=1)
+    cont_bce = F.binary_cross_entropy_with_logits(cont_logits, c_target, reduction="none")
+    ends, goes_on = r_mask & (c_target < 0.5), r_mask & (c_target >= 0.5)
+    if balance_continue and bool(ends.any()):
+        # Episode ends are rare (one row per episode): average the two classes separately so the head
+        # cannot ignore them; imagination needs them to know when an imagined episode is over.
+        cont_nll = 0.5 * (cont_bce * ends).sum() / ends.sum() + 0.5 * (cont_bce * goes_on).sum() / goes_on.sum().clamp(min=1)
+    else:
+        cont_nll = (cont_bce * r_mask).sum() / r_mask.sum().clamp(min=1)
     with torch.no_grad():
         first = masks[..., 0]
         mode = dist.mode()
@@ -118,6 +124,7 @@ def bc_losses(agent: Agent, h_BTD: torch.Tensor, batch: dict[str, torch.Tensor],
             "reward_mae": float(((reward_pred - r_target[..., 0]).abs() * r_first).sum() / r_first.sum().clamp(min=1)),
             "continue_accuracy": float((((cont_logits[..., 0] > 0).float() == c_target[..., 0]).float() * r_first).sum()
                                        / r_first.sum().clamp(min=1)),
+            "end_recall": float(((cont_logits < 0) & ends).sum() / ends.sum()) if bool(ends.any()) else float("nan"),
         }
     return {"bc": bc, "reward": reward_nll, "continue": cont_nll}, metrics
 
@@ -168,7 +175,8 @@ class Phase2Trainer:
         if self.steps < 0:
             raise ModelError(f"--steps must be >= 0, got {self.steps}")
         dyn = self.agent.dynamics_cfg
-        self.loss_fn = ShortcutForcingLoss(dyn.k_max, dyn.objective, dyn.rms_decay).to(self.device)
+        self.loss_fn = ShortcutForcingLoss(dyn.k_max, dyn.objective, dyn.rms_decay,
+                                           dyn.bootstrap_fraction).to(self.device)  # the world model's eq. 7 as in phase 1
         if self.resume_state is None and self.loss_norm is not None:
             self.loss_fn.load_state_dict(self.loss_norm)
         self.frozen = self.run.freeze_world_model
@@ -259,7 +267,7 @@ class Phase2Trainer:
         z_ctx, tau, d = self.sampler.renoise(latents, noise)  # the context as the agent sees it when acting
         out = self.agent.world(z_ctx, tau, d, action_in, has_in, agent=self.agent.agent_inputs(task_B, t))
         h = self.agent.state(out.agent)  # (B, T, D)
-        terms, head_metrics = bc_losses(self.agent, h, batch, reward_BT, cfg.mtp)
+        terms, head_metrics = bc_losses(self.agent, h, batch, reward_BT, cfg.mtp, cfg.balance_continue)
         total = total + cfg.bc_weight * terms["bc"] + cfg.reward_weight * terms["reward"] \
             + cfg.continue_weight * terms["continue"]
         metrics.update({"loss": float(total.detach()), "bc_nll": float(terms["bc"].detach()), "reward_nll": float(terms["reward"].detach()),
