@@ -13,6 +13,7 @@ from rich.table import Table
 
 from dreamer_data.errors import DreamerDataError
 from dreamer_data.ingest import IngestPlan, IngestProgress, ingest
+from dreamer_data.collect.minatar_render import DEFAULT_PALETTE, PALETTES
 from dreamer_data.recipes import load_recipe, parse_resolution
 from dreamer_data.sources import SOURCES, ReadOptions, source_class
 from dreamer_data.sources.base import DEFAULT_FRAME_CHUNK_ROWS
@@ -70,6 +71,8 @@ def ingest_command(
     staging: Optional[str] = typer.Option(None, help="Local scratch dir for staged episodes."),
     camera: Optional[str] = typer.Option(None, help="Camera to store, for multi-camera sources "
                                                     "(lerobot: observation.images.<name>)."),
+    palette: str = typer.Option(DEFAULT_PALETTE, help=f"MinAtar: colours the grid is drawn in ({', '.join(PALETTES)}; "
+                                                      "cubehelix is MinAtar's own display)."),
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
     """Ingest raw episodes into a store (resumable; failed episodes are listed and exit status is 1)."""
@@ -90,7 +93,10 @@ def ingest_command(
         length_tolerance=pick(length_tolerance, recipe and recipe.length_tolerance, 2),
         frame_chunk_rows=pick(chunk_frames, recipe and recipe.chunk_frames, DEFAULT_FRAME_CHUNK_ROWS),
         camera=camera,
+        palette=palette,
     )
+    if palette not in PALETTES:
+        raise DreamerDataError(f"--palette must be one of {', '.join(PALETTES)}, got {palette!r}")
     store_format = (format.value if format else (recipe.format if recipe else "zarr"))
     plan = IngestPlan(part=parse_part(part), limit=pick(limit, recipe and recipe.limit, None), workers=workers,
                       compression_level=compression_level, staging=staging,

@@ -16,6 +16,7 @@ from dreamer_data.ingest import IngestPlan, ingest
 from dreamer_data.sources import ReadOptions
 from dreamer_data.sources.minatar import MinAtarSource
 from dreamer_data.store.reader import StoreReader
+from dreamer_model.agent.checkpoint import env_settings
 
 Environment = minatar_environment()  # MinAtar's own class (imported without its GUI libraries)
 
@@ -96,9 +97,12 @@ def test_sticky_actions_show_in_executed_actions(games_store):
     assert 0 < np.mean(chosen[rows] != executed[rows]) < 0.5  # sticky prob 0.3, random policy
 
 
-def test_frames_are_the_grid_in_minatar_colours(games_store):
-    for n, colours in SEABORN_CUBEHELIX.items():
-        assert palette(n).tolist() == [[0, 0, 0]] + colours
+def test_frames_are_the_grid_in_vivid_colours(games_store):
+    vivid = palette(10).astype(int)
+    assert vivid[0].tolist() == [0, 0, 0]
+    assert (vivid[1:].max(axis=1) >= 250).all()  # every object class drawn bright: pixel MSE cannot ignore it
+    distances = np.linalg.norm(vivid[:, None] - vivid[None], axis=-1)
+    assert distances[~np.eye(11, dtype=bool)].min() > 90  # and distinct from black and from each other
     group = zarr.open_group(str(games_store["seaquest"]), mode="r")
     grids, frames = group["data/obs_grid"][:], group["data/frames"][:]
     assert frames.shape == (len(grids), 64, 64, 3)
@@ -106,6 +110,26 @@ def test_frames_are_the_grid_in_minatar_colours(games_store):
     cells = (np.arange(64) * 10) // 64  # nearest neighbour: pixel row/col → grid cell
     np.testing.assert_array_equal(frames, palette(10)[levels[:, cells][:, :, cells]])
     np.testing.assert_array_equal(render_grids(grids, (64, 64)), frames)
+
+
+def test_cubehelix_palette_draws_minatar_display_colours(tmp_path, games_store):
+    for n, colours in SEABORN_CUBEHELIX.items():
+        assert palette(n, "cubehelix").tolist() == [[0, 0, 0]] + colours
+    raw = read_manifest(games_store["breakout"])["source"]["uri"]
+    out = tmp_path / "cubehelix"
+    result = run_cli("ingest", "minatar", raw, "--out", out, "--resolution", "20x20", "--palette", "cubehelix")
+    assert result.returncode == 0, result.stderr
+    assert read_manifest(out)["observation"]["palette"] == "cubehelix"
+    group = zarr.open_group(str(out), mode="r")
+    grids, frames = group["data/obs_grid"][:], group["data/frames"][:]
+    levels = np.max(grids * np.arange(1, 5, dtype=np.uint8), axis=-1)
+    np.testing.assert_array_equal(frames[:, ::2, ::2], palette(4, "cubehelix")[levels])
+    # evaluation draws the real environment in the store's palette
+    settings = env_settings(read_manifest(out), str(out))
+    assert settings["palette"] == "cubehelix"
+    bad = run_cli("ingest", "minatar", raw, "--out", tmp_path / "bad", "--palette", "rainbow")
+    assert bad.returncode != 0 and "--palette must be one of vivid, cubehelix" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
 
 
 def test_render_resolution_option(tmp_path, games_store):

@@ -1,4 +1,12 @@
-"""MinAtar grids → RGB images with MinAtar's own colour map, for tokenizers that want pixels.
+"""MinAtar grids → RGB images, for tokenizers that want pixels.
+
+Two palettes, black background, the highest channel index winning where channels overlap:
+
+* ``vivid`` (default): one bright, saturated, distinct hue per channel. A tokenizer trained on pixel
+  MSE learns what costs it error; in MinAtar's own colours breakout's paddle is drawn at ~25 %
+  brightness, and a tokenizer at 30 dB held-out PSNR barely drew it: an MLP reading its latents could
+  not play (mean return 1.0 vs 15.6 from the grid itself). Policies need every object class.
+* ``cubehelix``: MinAtar's own display, for readers who want the game to look as MinAtar shows it.
 
 MinAtar (``Environment.display_state`` and its gym ``rgb_array`` mode) colours channel ``c`` with
 colour ``c`` of seaborn's ``cubehelix`` palette of ``C`` colours over a black background, and where
@@ -16,6 +24,11 @@ import numpy as np
 
 GRID = 10
 LUT_SIZE = 256
+PALETTES = ("vivid", "cubehelix")
+DEFAULT_PALETTE = "vivid"
+# Channel colours of ``vivid`` (MinAtar games have at most 10 channels), all far from black and each other.
+VIVID = ((255, 64, 64), (64, 255, 64), (64, 160, 255), (255, 230, 64), (255, 64, 255), (64, 255, 255),
+         (255, 140, 0), (170, 110, 255), (255, 255, 255), (150, 255, 150))
 
 
 def _cubehelix_lut() -> np.ndarray:
@@ -28,15 +41,23 @@ def _cubehelix_lut() -> np.ndarray:
     return np.clip(np.stack([red, green, blue], axis=1), 0.0, 1.0)
 
 
+def check_palette(name: str) -> str:
+    if name not in PALETTES:
+        raise ValueError(f"unknown MinAtar palette {name!r}; choose from {', '.join(PALETTES)}")
+    return name
+
+
 @lru_cache(maxsize=None)
-def palette(n_channels: int) -> np.ndarray:
+def palette(n_channels: int, name: str = DEFAULT_PALETTE) -> np.ndarray:
     """(C + 1, 3) uint8: black, then the colour of each channel."""
+    if check_palette(name) == "vivid":
+        return np.concatenate([np.zeros((1, 3)), np.array(VIVID[:n_channels])]).astype(np.uint8)
     bins = np.linspace(0.0, 1.0, n_channels + 2)[1:-1]
     colours = _cubehelix_lut()[(bins * LUT_SIZE).astype(int)]
     return np.concatenate([np.zeros((1, 3)), np.round(colours * 255)]).astype(np.uint8)
 
 
-def render_grids(grids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def render_grids(grids: np.ndarray, size: tuple[int, int], palette_name: str = DEFAULT_PALETTE) -> np.ndarray:
     """(n, 10, 10, C) binary grids → (n, H, W, 3) uint8 RGB."""
     n_channels = grids.shape[-1]
     # Index of the highest set channel + 1 (0 where none), as MinAtar's display does.
@@ -44,4 +65,4 @@ def render_grids(grids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     height, width = size
     rows = np.arange(height) * GRID // height
     cols = np.arange(width) * GRID // width
-    return palette(n_channels)[levels[:, rows][:, :, cols]]
+    return palette(n_channels, palette_name)[levels[:, rows][:, :, cols]]

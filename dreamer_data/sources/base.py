@@ -41,6 +41,7 @@ class ReadOptions:
     length_tolerance: int = 2  # frames the video and the action log may differ by
     frame_chunk_rows: int = DEFAULT_FRAME_CHUNK_ROWS
     camera: str | None = None  # which camera of a multi-camera source to store (e.g. LeRobot's image keys)
+    palette: str = "vivid"  # MinAtar: the colours its grid is drawn in (collect/minatar_render.py)
 
 
 class Source(ABC):

@@ -3,8 +3,9 @@
 Store fields (row t = observation t, the action after it, what that action produced):
 - ``obs_grid`` (N, 10, 10, C) uint8 in {0, 1}: MinAtar's observation, lossless; channel names in
   ``manifest.observation.grid_channels``;
-- ``frames`` (N, H, W, 3) uint8: the grid drawn with MinAtar's own colour map, nearest-neighbour
-  upscaled to ``--resolution`` (default 64x64), for pixel tokenizers;
+- ``frames`` (N, H, W, 3) uint8: the grid drawn in ``--palette`` colours (default ``vivid``; ``cubehelix``
+  is MinAtar's own display), nearest-neighbour upscaled to ``--resolution`` (default 64x64), for
+  pixel tokenizers;
 - ``actions/discrete`` (N,) int64 in [0, 6): the agent's action (noop, left, up, right, down, fire);
 - ``executed_actions`` (N,) int64: the action MinAtar executed, which differs where the sticky
   action (probability in the notes) repeated the previous one;
@@ -61,7 +62,8 @@ class MinAtarSource(RawEpisodeSource):
         return {"height": height, "width": width, "channels": 3, "fps": MINATAR_FPS,
                 "native_height": GRID, "native_width": GRID, "game": self.run["game"],
                 "grid_channels": self.grid_channels,
-                "resize": "grid drawn with MinAtar's cubehelix colour map (highest channel wins), nearest-neighbour",
+                "palette": self.options.palette,
+                "resize": f"grid drawn in the {self.options.palette!r} palette (highest channel wins), nearest-neighbour",
                 "fps_note": "nominal: MinAtar is turn-based"}
 
     def action_spec(self) -> dict:
@@ -76,7 +78,7 @@ class MinAtarSource(RawEpisodeSource):
 
     def store_rows(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {
-            "frames": render_grids(rows["obs"], self.size),
+            "frames": render_grids(rows["obs"], self.size, self.options.palette),
             "obs_grid": rows["obs"],
             "actions/discrete": rows["actions"],
             "executed_actions": rows["executed_actions"],

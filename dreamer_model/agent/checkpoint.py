@@ -95,7 +95,8 @@ def env_settings(manifest: Mapping, store: str) -> dict:
         return {"env": "minatar", "game": observation.get("game") or collect.get("game"),
                 "sticky_prob": float(collect.get("sticky_action_prob", 0.1)),
                 "ramping": bool(collect.get("difficulty_ramping", True)),
-                "max_steps": int(collect.get("max_steps") or 10000), "size": size}
+                "max_steps": int(collect.get("max_steps") or 10000), "size": size,
+                "palette": observation.get("palette", "cubehelix")}  # stores from before the palette key: cubehelix
     if kind == "crafter":
         return {"env": "crafter", "game": None, "sticky_prob": 0.0, "ramping": False,
                 "max_steps": int(collect.get("max_steps") or 10000), "size": size}

@@ -9,7 +9,8 @@ are never the recorded training episodes.
 
 ``frame(observation)`` turns an observation into what the tokenizer reads: Crafter's RGB frame
 (resized to the store's resolution when it differs), or MinAtar's grid drawn with MinAtar's colour
-map at the store's resolution (``dreamer_data.collect.minatar_render``, as ingest does).
+map at the store's resolution, in the store's palette (``dreamer_data.collect.minatar_render``, as
+ingest does).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from dreamer_data.collect.crafter_env import ACHIEVEMENTS, CrafterEnv
 from dreamer_data.collect.minatar_env import DEFAULT_STICKY_PROB, MinAtarEnv, check_game
-from dreamer_data.collect.minatar_render import render_grids
+from dreamer_data.collect.minatar_render import DEFAULT_PALETTE, PALETTES, render_grids
 
 from ..errors import ModelError
 
@@ -44,6 +45,7 @@ class EnvSettings:
     ramping: bool = True
     max_steps: int = 1000
     size: tuple[int, int] = (64, 64)
+    palette: str = DEFAULT_PALETTE  # MinAtar: the colours the store's frames were drawn in
     extra: dict = field(default_factory=dict)
 
     def checked(self) -> "EnvSettings":
@@ -54,13 +56,16 @@ class EnvSettings:
                 check_game(self.game)
             except Exception as error:
                 raise ModelError(str(error)) from None
+            if self.palette not in PALETTES:
+                raise ModelError(f"unknown MinAtar palette {self.palette!r}; choose from {', '.join(PALETTES)}")
         if self.max_steps < 1:
             raise ModelError(f"--max-steps must be >= 1, got {self.max_steps}")
         return self
 
     def to_dict(self) -> dict:
         return {"env": self.env, "game": self.game, "sticky_prob": self.sticky_prob, "ramping": self.ramping,
-                "max_steps": self.max_steps, "size": list(self.size)}
+                "max_steps": self.max_steps, "size": list(self.size),
+                **({"palette": self.palette} if self.env == "minatar" else {})}
 
 
 def make_env(settings: EnvSettings, env_seed: int):
@@ -73,7 +78,7 @@ def make_env(settings: EnvSettings, env_seed: int):
 def frame(settings: EnvSettings, observation: dict[str, np.ndarray]) -> np.ndarray:
     """One observation → (H, W, 3) uint8 at the store's resolution."""
     if settings.env == "minatar":
-        return render_grids(observation["obs"][None], tuple(settings.size))[0]
+        return render_grids(observation["obs"][None], tuple(settings.size), settings.palette)[0]
     image = observation["frames"]
     if tuple(image.shape[:2]) != tuple(settings.size):
         from dreamer_data.imageops import resize_frames

@@ -15,6 +15,7 @@ from typing import Callable
 
 import torch
 
+from dreamer_data.collect.minatar_render import DEFAULT_PALETTE
 from dreamer_data.collect.policies import POLICIES
 
 from ..agent.checkpoint import build_tokenizer, env_settings, load_agent_state, store_manifest
@@ -51,7 +52,7 @@ def _settings(base: dict, options: EvalOptions, source: str) -> EnvSettings:
         raise ModelError(f"{source}: recorded in {base.get('env')!r}, cannot be evaluated in {options.env!r}")
     settings = EnvSettings(env=options.env, game=base.get("game"), sticky_prob=base.get("sticky_prob", 0.1),
                            ramping=base.get("ramping", True), max_steps=int(base.get("max_steps", 1000)),
-                           size=tuple(base.get("size", (64, 64))))
+                           size=tuple(base.get("size", (64, 64))), palette=base.get("palette", DEFAULT_PALETTE))
     if options.game is not None:
         settings.game = options.game
     if options.max_steps is not None:
