@@ -105,6 +105,18 @@ def test_latents_match_the_model_and_verify_covers_them(tmp_path):
     assert len(problems) == 1 and "data/latents of episode ep0" in problems[0]
 
 
+def test_encoder_chunks_a_batch_without_changing_latents():
+    """A batch is encoded in chunks (the cache carries context across them): same latents as one pass."""
+    encoder = mini_encoder()
+    encoder.chunk_frames = 2  # shorter than the tokenizer's context of 3
+    frames = bouncing_square(11, 16, 5)
+    encoder.reset()
+    chunked = np.concatenate([encoder.encode(frames[:7]), encoder.encode(frames[7:])])
+    with torch.no_grad():
+        expected = encoder.model.encode(torch.from_numpy(frames)[None])[0].numpy()
+    np.testing.assert_allclose(chunked, expected, atol=2e-5)
+
+
 def test_interrupted_tokenize_resumes_and_publishes_only_when_complete(tmp_path):
     store = make_frame_store(tmp_path / "store")
     clean = make_frame_store(tmp_path / "clean")

@@ -3,6 +3,9 @@
 Frames of one episode arrive in order, in batches. The encoder is causal in time with a window of
 ``context`` frames, so a K/V cache of the temporal layers carries the last frames from one batch to
 the next: every frame is encoded exactly as it would be inside one long sequence (no masking).
+A batch is fed through the model in chunks of ``chunk_frames`` frames (the cache carries the context
+across chunks too): the temporal layers attend over the whole chunk, so one chunk of 256 frames cost
+quadratically more than eight of 32 (tiny on Crafter, 1 CPU thread: 196 vs 392 frames/s at batch 256 vs 64).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class TokenizerFrameEncoder:
         self.checkpoint_hash = checkpoint_hash
         self.description = description
         self.cache: TimeCache | None = None
+        self.chunk_frames = 32
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "TokenizerFrameEncoder":
@@ -48,6 +52,9 @@ class TokenizerFrameEncoder:
         if self.cache is None:
             self.reset()
         video = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)[None]  # (1, n, H, W, C)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            z = self.model.encode(video, cache=self.cache, update_cache=True)  # (1, n, S_z, D_z)
-        return z[0].float().cpu().numpy()
+        out = []
+        for chunk in video.split(self.chunk_frames, dim=1):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+                z = self.model.encode(chunk, cache=self.cache, update_cache=True)  # (1, n, S_z, D_z)
+            out.append(z[0].float().cpu())
+        return torch.cat(out).numpy()
