@@ -79,6 +79,17 @@ def test_run_artefacts_and_checkpoint_contents(store, tmp_path):
     assert not model.training and result["rollout_mse_1"] == heldout[0]["rollout_mse_1"]
 
 
+def test_train_threads_is_applied(store, tmp_path):
+    """train.threads sets torch's intra-op threads, as in the tokenizer trainer (was ignored by phase 1)."""
+    torch.set_num_threads(2)
+    try:
+        train_phase1(Phase1TrainOptions(data=store, out=str(tmp_path / "run"), steps=1, sets=SMALL + ["train.threads=1"],
+                                        seed=3, device="cpu"))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(1)
+
+
 def test_bad_input_is_one_clear_error(store, tmp_path):
     no_latents = write_toy_store(tmp_path / "plain", episodes=3, length=20, latents=False)
     with pytest.raises(ModelError, match="store has no latents; run `dreamer-data tokenize"):

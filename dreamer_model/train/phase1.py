@@ -116,6 +116,8 @@ class Phase1Trainer:
         if train.batch % self.dist.world_size:
             raise ModelError(f"train.batch {train.batch} is not divisible by {self.dist.world_size} processes")
         self.local_batch = train.batch // self.dist.world_size
+        if train.threads > 0:
+            torch.set_num_threads(train.threads)
         self._build_data()
         validate_dynamics(self.run.dynamics, options.config or "--set")
         cfg = self.run.dynamics
