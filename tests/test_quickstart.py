@@ -111,9 +111,9 @@ def test_summary_matches_the_evaluation_reports_and_the_artefacts(built):
     plan = summary["plan"]
     assert summary["env"] == "minatar breakout" and plan["episodes"] == 6 and plan["eval_episodes"] == 4
 
-    # the store: every collected episode, 32x32 frames, latents of the tokenizer that was trained
+    # the store: every collected episode, 20x20 frames (2 pixels per grid cell), latents of the tokenizer that was trained
     manifest = json.loads((root / "store" / "manifest.json").read_text())
-    assert len(manifest["episodes"]) == 6 and manifest["observation"]["height"] == 32
+    assert len(manifest["episodes"]) == 6 and manifest["observation"]["height"] == 20
     tokenizer = load_checkpoint(summary["artefacts"]["tokenizer"], "tokenizer")
     assert manifest["latents"]["checkpoint_hash"] == tokenizer["model_hash"]
     latents = zarr.open_group(str(root / "store"), mode="r")["data/latents"]
@@ -153,10 +153,10 @@ def test_summary_matches_the_evaluation_reports_and_the_artefacts(built):
     assert "crafter_score" not in summary["behaviour"]
 
     # the pictures: reconstruction grid, rollout GIF (real | tokenizer | world model), comparison plot
-    assert Image.open(summary["artefacts"]["reconstruction_grid"]).size[1] > 32
+    assert Image.open(summary["artefacts"]["reconstruction_grid"]).size[1] > 20
     rollout = summary["stages"]["rollout"]["result"]
     gif = Image.open(summary["artefacts"]["rollout_gif"])
-    assert gif.n_frames == rollout["context"] + rollout["horizon"] and gif.size[0] > 3 * 32 * 4
+    assert gif.n_frames == rollout["context"] + rollout["horizon"] and gif.size[0] > 3 * 20 * 4
     assert rollout["episode"] in [e["id"] for e in manifest["episodes"]]
     assert Image.open(summary["artefacts"]["comparison_plot"]).size[0] > 100
     for path in (summary["artefacts"]["store"], summary["artefacts"]["rollout_gif"],
