@@ -25,6 +25,10 @@ class AgentConfig:
     bins_high: float = 20.0
     bins_target: str = "twohot"  # or "hlgauss"
     unimix: float = 0.01  # uniform mix of categorical policies
+    # False: the agent tokens read the world model run with every action replaced by the null embedding, so the
+    # policy acts on observations alone. With past actions in view, BC on autocorrelated behaviour learns to
+    # repeat its last action (high offline accuracy, no reaction to the game in closed loop: the copycat problem).
+    policy_sees_actions: bool = True
     # phase 3
     alpha: float = 0.5  # PMPO weight of D+ (eq. 11)
     beta: float = 0.3  # PMPO weight of KL[π ‖ π_prior]

@@ -112,13 +112,15 @@ class AgentPolicy:
         z = self.tokenizer.encode(frames, cache=self.tok_cache, update_cache=True)  # (b, 1, S_z, D_z)
         b = z.shape[0]
         action_in = {self.component.name: self.prev_action[:, None].to(self.device)}
-        has_in = self.has_prev[:, None].to(self.device)
+        has_in = (self.has_prev if self.agent.cfg.policy_sees_actions else torch.zeros_like(self.has_prev))[:, None]
+        has_in = has_in.to(self.device)
         task = torch.full((b,), self.task, dtype=torch.long, device=self.device)
         generators = [self.generators[i] for i in live]
         noise = torch.cat([torch.randn((1, *z.shape[1:]), generator=g) for g in generators]).to(self.device)
         out = self.sampler.commit(self.wm_cache, z, action_in, has_in, noise,
                                   agent=self.agent.agent_inputs(task, 1))
         dist = self.agent.act(self.agent.state(out.agent)[:, 0]).parts[self.component.name]  # π(a_t | h_t)
+        self.probs = dist.probs.cpu()  # (b, actions): the last step's π, for reports and tests
         if self.greedy:
             action = dist.mode().cpu().long()  # (b,)
         else:  # inverse-CDF sampling, one uniform per episode from its own stream

@@ -171,6 +171,8 @@ class Phase2Trainer:
         self.env = env_settings(self.manifest, store)
         self.agent.to(self.device)
         cfg, train = self.run.agent, self.run.train
+        if train.threads > 0:
+            torch.set_num_threads(train.threads)
         self.steps = options.steps if options.steps is not None else train.steps
         if self.steps < 0:
             raise ModelError(f"--steps must be >= 0, got {self.steps}")
@@ -265,7 +267,8 @@ class Phase2Trainer:
             metrics.update({f"dyn_{k}": v for k, v in dyn_metrics.items()})
         noise = torch.randn(latents.shape, generator=generator).to(self.device)
         z_ctx, tau, d = self.sampler.renoise(latents, noise)  # the context as the agent sees it when acting
-        out = self.agent.world(z_ctx, tau, d, action_in, has_in, agent=self.agent.agent_inputs(task_B, t))
+        agent_has_in = has_in if cfg.policy_sees_actions else torch.zeros_like(has_in)
+        out = self.agent.world(z_ctx, tau, d, action_in, agent_has_in, agent=self.agent.agent_inputs(task_B, t))
         h = self.agent.state(out.agent)  # (B, T, D)
         terms, head_metrics = bc_losses(self.agent, h, batch, reward_BT, cfg.mtp, cfg.balance_continue)
         total = total + cfg.bc_weight * terms["bc"] + cfg.reward_weight * terms["reward"] \

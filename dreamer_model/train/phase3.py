@@ -56,8 +56,9 @@ from .tokenizer_trainer import split_episodes, step_generator, stop_on_sigint
 
 Report = Callable[[str, dict], None]
 LATENTS = "latents"
-# Agent fields that shape the networks: phase 3 may not change them.
-STRUCTURE = ("agent_tokens", "head_hidden", "head_layers", "mtp", "bins", "bins_low", "bins_high")
+# Agent fields that shape the networks or what the policy reads: phase 3 may not change them.
+STRUCTURE = ("agent_tokens", "head_hidden", "head_layers", "mtp", "bins", "bins_low", "bins_high",
+             "policy_sees_actions")
 
 
 @dataclass
@@ -141,6 +142,8 @@ class Phase3Trainer:
         self.prior: PolicyHead = self.agent.frozen_policy()  # π_prior: the phase-2 policy
         self.slow_value = EMATarget(self.agent.value, self.run.agent.slow_value_decay).to(self.device)
         train = self.run.train
+        if train.threads > 0:
+            torch.set_num_threads(train.threads)
         self.policy_opt = torch.optim.AdamW(self.agent.policy.parameters(), lr=train.lr, betas=(train.beta1, train.beta2),
                                             weight_decay=train.weight_decay)
         self.value_opt = torch.optim.AdamW(self.agent.value.parameters(), lr=self.run.value_lr,
@@ -213,17 +216,27 @@ class Phase3Trainer:
         ctx_noise = torch.randn((b, c + cfg.horizon, s, dz), generator=generator).to(self.device)
         start_noise = torch.randn((b, cfg.horizon, s, dz), generator=generator).to(self.device)
         cache = sampler.init_cache()
-        out = sampler.commit(cache, latents, action_in, has_in, ctx_noise[:, :c], agent=agent.agent_inputs(task_B, c))
-        h = agent.state(out.agent)[:, -1]  # s_0 (B, D): the last real frame
+        # A policy blind to actions reads its own pass of the world model (actions → null embedding, own cache);
+        # generation always sees the actions.
+        agent_cache = cache if cfg.policy_sees_actions else sampler.init_cache()
+
+        def observe(frames, act_in, has, noise, steps):
+            """Commit frames to the generation cache (and the agent's); the agent states (B, steps, D)."""
+            if agent_cache is cache:
+                return agent.state(sampler.commit(cache, frames, act_in, has, noise,
+                                                  agent=agent.agent_inputs(task_B, steps)).agent)
+            sampler.commit(cache, frames, act_in, has, noise)
+            return agent.state(sampler.commit(agent_cache, frames, act_in, torch.zeros_like(has), noise,
+                                              agent=agent.agent_inputs(task_B, steps)).agent)
+
+        h = observe(latents, action_in, has_in, ctx_noise[:, :c], c)[:, -1]  # s_0 (B, D): the last real frame
         states, actions = [h], []
         ones = torch.ones(b, 1, dtype=torch.bool, device=self.device)
         for k in range(cfg.horizon):
             a_k = policy(h, first_only=True).sample(generator)  # a_k ~ π(·|s_k)
             act_in = {name: value[:, None] for name, value in a_k.items()}
             x_next = sampler.denoise(cache, act_in, ones, start_noise[:, k:k + 1])  # (B, 1, S_z, D_z)
-            out = sampler.commit(cache, x_next, act_in, ones, ctx_noise[:, c + k:c + k + 1],
-                                 agent=agent.agent_inputs(task_B, 1))
-            h = agent.state(out.agent)[:, 0]  # s_{k+1}
+            h = observe(x_next, act_in, ones, ctx_noise[:, c + k:c + k + 1], 1)[:, 0]  # s_{k+1}
             states.append(h)
             actions.append(a_k)
         h_BH1D = torch.stack(states, dim=1)

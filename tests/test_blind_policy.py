@@ -1,0 +1,60 @@
+"""``agent.policy_sees_actions=false``: the policy acts on observations alone (no copycat shortcut).
+
+Behaviour data is autocorrelated (a scripted breakout player repeats no-op and moves for many steps), so a
+policy that sees its past actions can score well offline by repeating them and then ignore the game in
+closed loop. A blind agent must give the same action distribution whatever actions came before, in
+phase 2's training pass, in evaluation and in phase 3's imagination.
+"""
+
+import math
+
+import numpy as np
+import torch
+import zarr
+
+from dreamer_model.agent.checkpoint import build_tokenizer, load_agent_state
+from dreamer_model.agent.model import Agent
+from dreamer_model.eval.policies import AgentPolicy
+from dreamer_model.train.phase2 import Phase2TrainOptions, train_phase2
+from dreamer_model.train.phase3 import Phase3TrainOptions, train_phase3
+from test_agent_pipeline import invoke, metrics, stage
+
+
+def action_probs(run, frames: np.ndarray, previous: list[int]) -> torch.Tensor:
+    """The policy's probabilities at every frame of an episode, fed ``previous`` as the actions taken."""
+    state = load_agent_state(run)
+    agent = Agent.from_description(state["agent"], state["path"])
+    agent.load_state_dict(state["model"])
+    policy = AgentPolicy(agent, build_tokenizer(state["tokenizer"]), agent.tasks[0])
+    policy.reset([None], [0])
+    probs = []
+    with torch.no_grad():
+        for t, action in enumerate(previous):
+            policy.act(frames[t:t + 1], np.ones(1, bool))
+            probs.append(policy.probs.clone())
+            policy.prev_action = torch.tensor([action])
+    return torch.cat(probs)
+
+
+def test_blind_policy_ignores_past_actions_in_eval_and_phase3(tmp_path_factory, tmp_path):
+    root = stage(tmp_path_factory, "phase2")
+    blind = tmp_path / "phase2_blind"
+    train_phase2(Phase2TrainOptions(data=str(root / "store"), wm=str(root / "phase1"), out=str(blind),
+                                    config=str(root / "phase2.yaml"), sets=["agent.policy_sees_actions=false"],
+                                    steps=3, device="cpu"))
+    assert load_agent_state(blind)["agent"]["agent"]["policy_sees_actions"] is False
+
+    frames = zarr.open_group(str(root / "store"), mode="r")["data/frames"][:6]
+    noop, moves = [0] * 6, [1, 3, 1, 3, 1, 3]
+    torch.testing.assert_close(action_probs(blind, frames, noop), action_probs(blind, frames, moves))
+    # the same check fails for the phase-2 agent that sees its actions: the comparison can tell them apart
+    assert not torch.allclose(action_probs(root / "phase2", frames, noop), action_probs(root / "phase2", frames, moves))
+
+    out = tmp_path / "phase3_blind"
+    train_phase3(Phase3TrainOptions(data=str(root / "store"), agent=str(blind), out=str(out),
+                                    config=str(root / "phase3.yaml"), steps=2, device="cpu"))
+    rows = [r for r in metrics(out) if r["split"] == "train"]
+    assert len(rows) == 2 and all(math.isfinite(r["value_loss"]) for r in rows)
+    code, lines = invoke("phase3", "--data", root / "store", "--agent", blind, "--out", tmp_path / "changed",
+                         "--set", "agent.policy_sees_actions=true", "--device", "cpu")
+    assert code == 2 and len(lines) == 1 and "policy_sees_actions" in lines[0], lines
