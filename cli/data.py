@@ -83,6 +83,9 @@ def ingest_command(
     if src is None:
         raise DreamerDataError("give SRC or --manifest RECIPE")
 
+    if palette not in PALETTES:
+        raise DreamerDataError(f"--palette must be one of {', '.join(PALETTES)}, got {palette!r}")
+
     def pick(flag, recipe_value, default):
         return flag if flag is not None else (recipe_value if recipe else default)
 
@@ -95,8 +98,6 @@ def ingest_command(
         camera=camera,
         palette=palette,
     )
-    if palette not in PALETTES:
-        raise DreamerDataError(f"--palette must be one of {', '.join(PALETTES)}, got {palette!r}")
     store_format = (format.value if format else (recipe.format if recipe else "zarr"))
     plan = IngestPlan(part=parse_part(part), limit=pick(limit, recipe and recipe.limit, None), workers=workers,
                       compression_level=compression_level, staging=staging,

@@ -11,6 +11,7 @@ import fsspec
 import numpy as np
 from fsspec.core import url_to_fs
 
+from ..collect.minatar_render import DEFAULT_PALETTE
 from ..errors import DreamerDataError
 from ..store.fields import FieldSpec
 
@@ -41,7 +42,7 @@ class ReadOptions:
     length_tolerance: int = 2  # frames the video and the action log may differ by
     frame_chunk_rows: int = DEFAULT_FRAME_CHUNK_ROWS
     camera: str | None = None  # which camera of a multi-camera source to store (e.g. LeRobot's image keys)
-    palette: str = "vivid"  # MinAtar: the colours its grid is drawn in (collect/minatar_render.py)
+    palette: str = DEFAULT_PALETTE  # MinAtar: the colours its grid is drawn in (collect/minatar_render.py)
 
 
 class Source(ABC):

@@ -125,7 +125,7 @@ class AgentPolicy:
             action = dist.mode().cpu().long()  # (b,)
         else:  # inverse-CDF sampling, one uniform per episode from its own stream
             u = torch.cat([torch.rand(1, generator=g) for g in generators])
-            cdf = dist.probs.cpu().cumsum(-1)
+            cdf = self.probs.cumsum(-1)
             action = (u[:, None] > cdf).sum(-1).clamp(max=cdf.shape[-1] - 1).long()
         self.prev_action, self.has_prev = action, torch.ones(b, dtype=torch.bool)
         actions = np.zeros(len(frames_B), np.int64)

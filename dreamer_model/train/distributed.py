@@ -15,6 +15,12 @@ import torch.distributed as dist
 from ..errors import ModelError
 
 
+def set_threads(threads: int) -> None:
+    """``train.threads``: torch intra-op threads for this process (0 keeps torch's default)."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
     """``auto`` → CUDA when present, else CPU; ``cuda`` → this rank's GPU; anything else as given."""
     if name == "auto":

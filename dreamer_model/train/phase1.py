@@ -41,7 +41,7 @@ from ..dynamics.actions import HAS_ACTION, ActionField, fields_from_dicts, field
 from ..dynamics.config import OBJECTIVES, Phase1Run, phase1_run_from_dict, resolve_phase1_run, validate_dynamics
 from ..errors import ModelError
 from .checkpoint import list_checkpoints, load_checkpoint, model_hash, save_checkpoint
-from .distributed import Distributed, init_distributed
+from .distributed import Distributed, init_distributed, set_threads
 from .logging import RunLog
 from .tokenizer_trainer import learning_rate, parameter_groups, split_episodes, step_generator, stop_on_sigint
 
@@ -116,8 +116,7 @@ class Phase1Trainer:
         if train.batch % self.dist.world_size:
             raise ModelError(f"train.batch {train.batch} is not divisible by {self.dist.world_size} processes")
         self.local_batch = train.batch // self.dist.world_size
-        if train.threads > 0:
-            torch.set_num_threads(train.threads)
+        set_threads(train.threads)
         self._build_data()
         validate_dynamics(self.run.dynamics, options.config or "--set")
         cfg = self.run.dynamics

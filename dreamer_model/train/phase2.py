@@ -45,6 +45,7 @@ from ..dynamics import Sampler, ShortcutForcingLoss, shift_actions
 from ..dynamics.actions import HAS_ACTION, IS_FIRST
 from ..errors import ModelError
 from .checkpoint import list_checkpoints, load_checkpoint, model_hash, save_checkpoint
+from .distributed import set_threads
 from .logging import RunLog
 from .phase1 import load_world_model
 from .tokenizer_trainer import learning_rate, parameter_groups, split_episodes, step_generator, stop_on_sigint
@@ -171,8 +172,7 @@ class Phase2Trainer:
         self.env = env_settings(self.manifest, store)
         self.agent.to(self.device)
         cfg, train = self.run.agent, self.run.train
-        if train.threads > 0:
-            torch.set_num_threads(train.threads)
+        set_threads(train.threads)
         self.steps = options.steps if options.steps is not None else train.steps
         if self.steps < 0:
             raise ModelError(f"--steps must be >= 0, got {self.steps}")

@@ -51,6 +51,7 @@ from ..dynamics import Sampler, shift_actions
 from ..dynamics.actions import HAS_ACTION
 from ..errors import ModelError
 from .checkpoint import list_checkpoints, load_checkpoint, model_hash, save_checkpoint
+from .distributed import set_threads
 from .logging import RunLog
 from .tokenizer_trainer import split_episodes, step_generator, stop_on_sigint
 
@@ -142,8 +143,7 @@ class Phase3Trainer:
         self.prior: PolicyHead = self.agent.frozen_policy()  # π_prior: the phase-2 policy
         self.slow_value = EMATarget(self.agent.value, self.run.agent.slow_value_decay).to(self.device)
         train = self.run.train
-        if train.threads > 0:
-            torch.set_num_threads(train.threads)
+        set_threads(train.threads)
         self.policy_opt = torch.optim.AdamW(self.agent.policy.parameters(), lr=train.lr, betas=(train.beta1, train.beta2),
                                             weight_decay=train.weight_decay)
         self.value_opt = torch.optim.AdamW(self.agent.value.parameters(), lr=self.run.value_lr,

@@ -35,7 +35,7 @@ from ..errors import ModelError
 from ..tokenizer import Tokenizer
 from ..tokenizer.loss import TokenizerLoss, psnr
 from .checkpoint import list_checkpoints, load_checkpoint, model_hash, save_checkpoint
-from .distributed import Distributed, init_distributed
+from .distributed import Distributed, init_distributed, set_threads
 from .images import save_grid, to_uint8
 from .logging import RunLog
 
@@ -141,8 +141,7 @@ class TokenizerTrainer:
         if train.batch % self.dist.world_size:
             raise ModelError(f"train.batch {train.batch} is not divisible by {self.dist.world_size} processes")
         self.local_batch = train.batch // self.dist.world_size
-        if train.threads > 0:
-            torch.set_num_threads(train.threads)
+        set_threads(train.threads)
         self._build_data()
         torch.manual_seed(self.seed)
         self.model = Tokenizer(cfg).to(self.device)
