@@ -15,7 +15,9 @@ lent to this task, so no GPU numbers (MFU, FPS at 360x640, a GPU Crafter agent) 
 
 Targets missed, in short: 1→2 worker ingest scaling not shown; MinAtar collect overhead; tokenizer
 26.3 dB on Crafter (target 30); shortcut world model below the flow-matching baseline and weakly
-action-sensitive; the agent: BC beats random on breakout, Dreamer does not beat BC.
+action-sensitive (also on MinAtar: the imagined paddle makes ~30-60 % of the real move); the agent:
+on breakout from random + scripted data Dreamer beats BC beats random as sampled policies, but phase 3
+lowers the greedy policy, and greedy BC stays the best; no Crafter agent (no GPU).
 
 Contents:
 HDR

@@ -12,8 +12,9 @@ last real frame's grid (``data/obs_grid``):
 * ``spread`` — mean column under right minus under left, per imagined step, beside the rules' spread
   (2k, less where a wall stops the paddle). A model that ignores actions has spread 0.
 * ``response`` — spread / rules' spread: the share of the real action effect the model reproduces.
-* ``error`` — mean |imagined − rules' column| per action, and the same for the tokenizer's own decode of
-  the real last frame (how well the paddle detector reads decoded frames at all).
+* ``error`` — mean |imagined − rules' column| per action (``column`` / ``rules_column``: the means), and
+  ``detector_error_real`` the same for the tokenizer's own decode of the real last frame (how well the
+  paddle detector reads decoded frames at all).
 
 MinAtar's sticky actions (p = 0.1 of repeating the previous action) make the real spread slightly
 smaller than the rules'; the rules' answer is the reference here, not a recorded episode.
@@ -122,6 +123,8 @@ def main() -> None:
         "spread": spread, "rules_spread": rules_spread,
         "response": [round(s / r, 3) if r else None for s, r in zip(spread, rules_spread)],
         "error": {action: mean((imagined[action] - rules(action)).abs()) for action in ACTIONS},
+        "column": {action: mean(imagined[action]) for action in ACTIONS},
+        "rules_column": {action: mean(rules(action)) for action in ACTIONS},
     }
     print(json.dumps(report, indent=1))
     if args.json:
