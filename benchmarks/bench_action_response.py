@@ -30,15 +30,15 @@ import numpy as np
 import torch
 
 from dreamer_data import WindowDataset
-from dreamer_model.agent.checkpoint import load_agent_state
-from dreamer_model.agent.model import Agent
+from dreamer_data.collect.minatar_render import GRID, palette
+from dreamer_data.store.manifest import load_manifest
 from dreamer_model.dynamics import Sampler, shift_actions
+from dreamer_model.errors import ModelError
 from dreamer_model.rollout import load_store_tokenizer
 from dreamer_model.train.phase1 import load_fields, load_world_model, store_latent_info
+from dreamer_model.train.phase2 import load_agent
 
-GRID = 10
 ACTIONS = {"left": 1, "noop": 0, "right": 3}  # MinAtar's full action set: n l u r d f
-PADDLE = (255, 64, 64)  # the vivid palette's colour of channel 0 (breakout's paddle)
 
 
 def world_model(ckpt: str | None, agent_ckpt: str | None):
@@ -46,18 +46,25 @@ def world_model(ckpt: str | None, agent_ckpt: str | None):
     if ckpt:
         model, state = load_world_model(ckpt)
     else:
-        state = load_agent_state(agent_ckpt)
-        agent = Agent.from_description(state["agent"], state["path"])
-        agent.load_state_dict(state["model"])
-        model = agent.world.eval()
+        agent, state = load_agent(agent_ckpt)
+        model = agent.world
     return model, (state.get("data") or {}).get("heldout", [])
 
 
-def paddle_columns(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def paddle_colour(store: str) -> torch.Tensor:
+    """The RGB the store's frames draw breakout's paddle in (its palette, from the manifest)."""
+    observation = load_manifest(store).get("observation") or {}
+    channels = observation.get("grid_channels") or []
+    if observation.get("game") != "breakout" or "paddle" not in channels:
+        raise ModelError(f"{store}: not a MinAtar breakout store (game {observation.get('game')!r})")
+    colours = palette(len(channels), observation.get("palette", "cubehelix"))  # stores before palettes: cubehelix
+    return torch.tensor(colours[1 + channels.index("paddle")], dtype=torch.float32)
+
+
+def paddle_columns(frames: torch.Tensor, colour: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Frames (…, H, W, 3) in [0, 1] → the paddle's column in grid units (…) and whether any is seen."""
     rows = frames.shape[-3] // GRID  # pixels per grid row
     bottom = frames[..., -rows:, :, :].float() * 255  # the paddle's grid row
-    colour = torch.tensor(PADDLE, dtype=torch.float32)
     near = ((bottom - colour).abs().amax(-1) < 80).float().sum(-2)  # (…, W) paddle-coloured pixels per column
     cols = (torch.arange(near.shape[-1], dtype=torch.float32) + 0.5) * GRID / near.shape[-1] - 0.5
     mass = near.sum(-1)
@@ -79,10 +86,21 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore", module="zarr")
     torch.set_num_threads(1)
+    try:
+        report = measure(args)
+    except ModelError as error:
+        raise SystemExit(f"error: {error}") from None
+    print(json.dumps(report, indent=1))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(report, handle, indent=1)
 
+
+def measure(args: argparse.Namespace) -> dict:
+    colour = paddle_colour(args.store)
     model, heldout = world_model(args.ckpt, args.agent)
     tokenizer = load_store_tokenizer(args.store)
-    _, fields, has_action = store_latent_info(args.store)
+    _, _, has_action = store_latent_info(args.store)
     load = [*load_fields(model.action_fields, has_action), "obs_grid"]
     windows = WindowDataset(args.store, length=args.context, load=load, episodes=heldout or None)
     picks = np.unique(np.linspace(0, len(windows) - 1, args.contexts).round().astype(int))
@@ -103,7 +121,7 @@ def main() -> None:
     (name,) = action_in
     imagined, seen = {}, {}
     with torch.no_grad():
-        real_col, real_seen = paddle_columns(tokenizer.decode(latents)[:, -1])
+        real_col, real_seen = paddle_columns(tokenizer.decode(latents)[:, -1], colour)
         for action, index in ACTIONS.items():
             future = {name: torch.cat((action_in[name], torch.full((b, args.horizon), index,
                                                                     dtype=action_in[name].dtype)), 1)}
@@ -111,12 +129,12 @@ def main() -> None:
             predicted = sampler.generate(latents, future, has, args.horizon,
                                          torch.Generator().manual_seed(args.seed))  # same noise for all actions
             frames = tokenizer.decode(torch.cat((latents, predicted), 1))[:, c:]  # causal decoder: context first
-            imagined[action], seen[action] = paddle_columns(frames)  # (B, H)
+            imagined[action], seen[action] = paddle_columns(frames, colour)  # (B, H)
     both = seen["left"] & seen["right"] & seen["noop"]
     mean = lambda x: [round(float(x[:, i][both[:, i]].mean()), 3) for i in range(args.horizon)]  # noqa: E731
     spread = mean(imagined["right"] - imagined["left"])
     rules_spread = mean(rules("right") - rules("left"))
-    report = {
+    return {
         "store": args.store, "ckpt": args.ckpt or args.agent, "contexts": b, "horizon": args.horizon, "K": sampler.steps,
         "paddle_seen": round(float(both.float().mean()), 3),
         "detector_error_real": round(float((real_col - start)[real_seen].abs().mean()), 3),
@@ -126,10 +144,6 @@ def main() -> None:
         "column": {action: mean(imagined[action]) for action in ACTIONS},
         "rules_column": {action: mean(rules(action)) for action in ACTIONS},
     }
-    print(json.dumps(report, indent=1))
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(report, handle, indent=1)
 
 
 if __name__ == "__main__":

@@ -15,55 +15,61 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import warnings
 
 import torch
 
 from dreamer_model.agent.distributions import ActionDistribution, Categorical
 from dreamer_model.agent.returns import state_weights
+from dreamer_model.errors import ModelError
 from dreamer_model.train.phase3 import Phase3Trainer, Phase3TrainOptions
 
 
 class FixedPolicy:
     """Stands in for the policy head inside ``Phase3Trainer.imagine``: random, greedy or one constant action."""
 
-    def __init__(self, head, name: str, kind: str, action: int = 0):
-        self.head, self.name, self.kind, self.action = head, name, kind, action
+    def __init__(self, head, name: str, size: int, kind: str, action: int = 0):
+        self.head, self.name, self.size, self.kind, self.action = head, name, size, kind, action
 
     def __call__(self, h: torch.Tensor, first_only: bool = True) -> ActionDistribution:
-        logits = self.head(h, first_only=True).parts[self.name].log_probs
-        if self.kind == "random":
-            return ActionDistribution({self.name: Categorical(torch.zeros_like(logits))})
         if self.kind == "greedy":
-            return ActionDistribution({self.name: Categorical(torch.where(
-                logits == logits.amax(-1, keepdim=True), 0.0, -1e9))})
-        one_hot = torch.full_like(logits, -1e9)
-        one_hot[..., self.action] = 0.0
-        return ActionDistribution({self.name: Categorical(one_hot)})
+            log_probs = self.head(h, first_only=True).parts[self.name].log_probs
+            logits = torch.where(log_probs == log_probs.amax(-1, keepdim=True), 0.0, -1e9)
+        elif self.kind == "random":
+            logits = torch.zeros(*h.shape[:-1], self.size, device=h.device)
+        else:
+            logits = torch.full((*h.shape[:-1], self.size), -1e9, device=h.device)
+            logits[..., self.action] = 0.0
+        return ActionDistribution({self.name: Categorical(logits)})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("store")
-    parser.add_argument("--agent", required=True, help="a phase-2 (or phase-3) agent checkpoint")
+    parser.add_argument("--agent", required=True, help="a phase-2 agent checkpoint (the prior phase 3 starts from)")
     parser.add_argument("--horizon", type=int, default=16)
     parser.add_argument("--contexts", type=int, default=96)
     parser.add_argument("--repeats", type=int, default=3, help="noise seeds per context")
-    parser.add_argument("--out", default="/tmp/bench_imagination", help="scratch run folder (nothing is trained)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     warnings.filterwarnings("ignore", module="zarr")
     torch.set_num_threads(1)
 
-    trainer = Phase3Trainer(Phase3TrainOptions(data=args.store, agent=args.agent, out=args.out, sets=[
-        f"agent.horizon={args.horizon}", f"train.eval_windows={args.contexts}"]))
+    try:
+        with tempfile.TemporaryDirectory() as scratch:  # the trainer wants a run folder; nothing is trained
+            trainer = Phase3Trainer(Phase3TrainOptions(data=args.store, agent=args.agent, out=scratch, sets=[
+                f"agent.horizon={args.horizon}", f"train.eval_windows={args.contexts}"]))
+            trainer.log.close()
+    except ModelError as error:
+        raise SystemExit(f"error: {error}") from None
     agent = trainer.agent
     component = agent.space.components[0]
     names = (trainer.manifest["actions"].get(component.name) or {}).get("names") or list(map(str, range(component.size)))
     policies = {"policy (sampled)": agent.policy,
-                "policy (greedy)": FixedPolicy(agent.policy, component.name, "greedy"),
-                "uniform random": FixedPolicy(agent.policy, component.name, "random")}
-    policies.update({f"always {label}": FixedPolicy(agent.policy, component.name, "constant", index)
+                "policy (greedy)": FixedPolicy(agent.policy, component.name, component.size, "greedy"),
+                "uniform random": FixedPolicy(agent.policy, component.name, component.size, "random")}
+    policies.update({f"always {label}": FixedPolicy(agent.policy, component.name, component.size, "constant", index)
                      for index, label in enumerate(names)})
     gamma = trainer.run.agent.gamma
     rows = {}
