@@ -176,3 +176,42 @@ def test_scripted_breakout_beats_random():
         return float(np.mean([collect_episode(config, i)[1]["return"] for i in range(10)]))
 
     assert mean_return("noisy-scripted") > 3 * mean_return("random")
+
+
+def test_a_folder_of_collect_runs_ingests_as_one_store(tmp_path):
+    """Random and scripted play of one game in one store (the agent benchmark's data): each episode keeps
+    its id, rows and policy; runs of another game are refused with one line and no store."""
+    raw = tmp_path / "raw"
+    for policy, folder, episodes in (("random", "random", 3), ("noisy-scripted", "scripted", 2)):
+        result = run_cli("collect", "minatar", "--game", "breakout", "--policy", policy, "--episodes", str(episodes),
+                         "--seed", "1", "--max-steps", "40", "--out", raw / folder)
+        assert result.returncode == 0, result.stderr
+    store = tmp_path / "store"
+    result = run_cli("ingest", "minatar", raw, "--out", store, "--resolution", "20x20")
+    assert result.returncode == 0, result.stderr
+    manifest = read_manifest(store)
+    assert [e["id"] for e in manifest["episodes"]] == [f"random/episodes/{i:06d}" for i in range(3)] + \
+        [f"scripted/episodes/{i:06d}" for i in range(2)]
+    assert [e["notes"]["policy"] for e in manifest["episodes"]] == ["random"] * 3 + ["noisy-scripted"] * 2
+    collect_settings = manifest["source"]["settings"]["collect"]
+    assert collect_settings["policy"] == "random+noisy-scripted" and collect_settings["game"] == "breakout"
+    assert sorted(collect_settings["runs"]) == ["random", "scripted"] and collect_settings["episodes"] == 5
+    assert env_settings(manifest, str(store))["max_steps"] == 40  # evaluation plays the runs' shared settings
+
+    alone = tmp_path / "scripted-store"  # the same run ingested on its own: the same rows
+    result = run_cli("ingest", "minatar", raw / "scripted", "--out", alone, "--resolution", "20x20")
+    assert result.returncode == 0, result.stderr
+    mixed, single = StoreReader(str(store)), StoreReader(str(alone))
+    for name in ("frames", "obs_grid", "actions/discrete", "rewards", "is_terminal"):
+        np.testing.assert_array_equal(mixed.episode(name, 4), single.episode(name, 1))
+
+    result = run_cli("collect", "minatar", "--game", "freeway", "--episodes", "1", "--max-steps", "40",
+                     "--out", raw / "freeway")
+    assert result.returncode == 0, result.stderr
+    refused = tmp_path / "refused"
+    result = run_cli("ingest", "minatar", raw, "--out", refused)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("dreamer-data ingest: error: ")
+    assert "differ in more than the behaviour policy" in errors[0] and "game 'freeway' vs 'breakout'" in errors[0]
+    assert not (refused / "manifest.json").exists()

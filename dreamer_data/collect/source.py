@@ -4,6 +4,12 @@ SRC is a RAW folder written by ``dreamer-data collect`` (local or fsspec URL). E
 ``episodes/*.npz`` in file-name order (= episode index order); ids are ``episodes/000000`` etc.
 Each episode's ``info`` (environment seed and settings, policy, …) becomes its manifest ``notes``,
 which is all ``replay`` needs.
+
+SRC may also be a folder of RAW folders, one collect run each (e.g. ``raw/random`` and
+``raw/scripted``: data from several behaviour policies in one store, as the paper mixes datasets).
+The runs must agree on everything but ``MIXABLE`` (same environment, game, dynamics and time limit);
+ids are then ``random/episodes/000000`` etc., and the manifest's ``collect`` settings hold what the
+runs share plus each run's own settings under ``runs``.
 """
 
 from __future__ import annotations
@@ -12,10 +18,13 @@ import posixpath
 from abc import abstractmethod
 
 import numpy as np
+from fsspec.core import url_to_fs
 
 from ..errors import DreamerDataError, EpisodeError
 from ..sources.base import EpisodeRef, Emit, Source
 from .raw import EPISODE_DIR, RUN_FILE, read_episode, read_run
+
+MIXABLE = ("policy", "seed", "episodes", "epsilon")  # settings the collect runs of one SRC may differ in
 
 
 class RawEpisodeSource(Source):
@@ -30,29 +39,70 @@ class RawEpisodeSource(Source):
     def has_run(self) -> bool:
         return self.exists(self.run_file)
 
+    def read_run_file(self, folder: str) -> dict:
+        file = f"{folder.rstrip('/')}/{RUN_FILE}"
+        with self.open(file) as handle:
+            run = read_run(folder, handle.read().decode())
+        if run.get("env") != self.kind:
+            raise DreamerDataError(f"{file}: collected from {run.get('env')!r}; use `dreamer-data "
+                                   f"ingest {run.get('env')}`")
+        return run
+
+    @property
+    def runs(self) -> dict[str, dict]:
+        """{sub-folder name: its collect.json}: ``{"": run}`` when SRC is itself a RAW folder, else every
+        immediate sub-folder that is one (read once per process)."""
+        if getattr(self, "_runs", None) is None:
+            if self.has_run():
+                self._runs = {"": self.read_run_file(self.src)}
+            else:
+                self._runs = {name: self.read_run_file(f"{self.src.rstrip('/')}/{name}")
+                              for name in self.run_folders()}
+            if not self._runs:
+                raise DreamerDataError(f"{self.run_file}: missing; SRC must be a folder written by `dreamer-data "
+                                       f"collect {self.kind}` (or a folder of such folders)")
+        return self._runs
+
+    def run_folders(self) -> list[str]:
+        """Names of SRC's immediate sub-folders that hold a collect.json, sorted."""
+        fs, root = url_to_fs(self.src)
+        if not fs.isdir(root):
+            return []
+        folders = [entry["name"] for entry in fs.ls(root, detail=True) if entry["type"] == "directory"]
+        return sorted(posixpath.basename(folder.rstrip("/")) for folder in folders
+                      if fs.exists(f"{folder.rstrip('/')}/{RUN_FILE}"))
+
     @property
     def run(self) -> dict:
-        """The RAW folder's ``collect.json`` (read once per process)."""
-        if getattr(self, "_run", None) is None:
-            if not self.has_run():
-                raise DreamerDataError(f"{self.run_file}: missing; SRC must be a folder written by `dreamer-data "
-                                       f"collect {self.kind}`")
-            with self.open(self.run_file) as handle:
-                run = read_run(self.src, handle.read().decode())
-            if run.get("env") != self.kind:
-                raise DreamerDataError(f"{self.run_file}: collected from {run.get('env')!r}; use `dreamer-data "
-                                       f"ingest {run.get('env')}`")
-            self._run = run
-        return self._run
+        """The collect settings of SRC: its collect.json, or for a folder of runs what they share (refusing
+        runs that differ in anything but ``MIXABLE``) with each run's own settings under ``runs``."""
+        runs = self.runs
+        if list(runs) == [""]:
+            return runs[""]
+        (first_name, first), *others = runs.items()
+        shared = {key: value for key, value in first.items() if key not in MIXABLE}
+        for name, run in others:
+            theirs = {key: value for key, value in run.items() if key not in MIXABLE}
+            changed = sorted(key for key in shared.keys() | theirs.keys() if shared.get(key) != theirs.get(key))
+            if changed:
+                details = ", ".join(key if max(len(repr(shared.get(key))), len(repr(theirs.get(key)))) > 24
+                                    else f"{key} {shared.get(key)!r} vs {theirs.get(key)!r}" for key in changed)
+                raise DreamerDataError(f"{self.src}: collect runs {first_name!r} and {name!r} differ in more than "
+                                       f"the behaviour policy ({details}); ingest them into separate stores")
+        return {**shared, "policy": "+".join(run.get("policy", "?") for run in runs.values()),
+                "episodes": sum(int(run.get("episodes", 0)) for run in runs.values()),
+                "runs": {name: run for name, run in runs.items()}}
 
     def list_episodes(self) -> list[EpisodeRef]:
-        self.run  # fail early, with the reason, on a folder that is not a RAW folder
+        episode_dirs = {(f"{name}/{EPISODE_DIR}" if name else EPISODE_DIR).replace(".", "_")  # as episode_id
+                        for name in self.runs}  # (reading the runs fails early on a folder that holds none)
         refs = []
         for path in self.walk_files():
             name = posixpath.basename(path)
-            if posixpath.basename(posixpath.dirname(path)) == EPISODE_DIR and name.endswith(".npz") \
-                    and not name.startswith("."):
-                refs.append(EpisodeRef(self.episode_id(path, drop_extension=True), {"episode": path}))
+            if name.endswith(".npz") and not name.startswith("."):
+                episode = self.episode_id(path, drop_extension=True)
+                if posixpath.dirname(episode) in episode_dirs:
+                    refs.append(EpisodeRef(episode, {"episode": path}))
         return sorted(refs, key=lambda ref: ref.id)
 
     def settings(self) -> dict:
