@@ -6,15 +6,14 @@
 Stages (each runs the real CLI; the exact command lines and wall times are appended to
 WORK/commands.jsonl and summarised in benchmarks/results/agent.md by the ``report`` stage):
 
-  data       collect random and noisy-scripted breakout episodes, mix them into one RAW folder, ingest
+  data       collect random and noisy-scripted breakout episodes into WORK/raw/{random,scripted}, ingest WORK/raw
   tokenizer  dreamer-train tokenizer (tiny)            tokenize   dreamer-data tokenize
   phase1     dreamer-train phase1 (tiny)               phase2     dreamer-train phase2 (BC + reward heads)
   phase3     dreamer-train phase3 (PMPO in imagination)
   eval       dreamer-train eval minatar for the behaviour policies, BC and Dreamer, same seeds
 
-``dreamer-data merge`` joins parts of one ingest only, so the two collect runs are combined at the
-RAW level: episode files are copied (renumbered) into WORK/raw_mix, whose collect.json records both
-runs; every episode keeps its own info (policy, seeds) and the store's episode notes show it.
+``dreamer-data ingest minatar WORK/raw`` reads a folder of collect runs as one source: every episode keeps
+its own info (policy, seeds) in the store's episode notes, and the manifest records both runs.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -32,7 +30,7 @@ import torch
 GAME = "breakout"
 MAX_STEPS = 1000
 REPO = Path(__file__).resolve().parents[1]
-WORK_NAMES = ("tokenizer.yaml", "phase1.yaml", "phase2.yaml", "phase3.yaml", "raw_random", "raw_scripted", "raw_mix", "store", "run_tokenizer", "run_phase1", "run_phase2",
+WORK_NAMES = ("tokenizer.yaml", "phase1.yaml", "phase2.yaml", "phase3.yaml", "raw", "store", "run_tokenizer", "run_phase1", "run_phase2",
               "run_phase3", "eval")
 RESOLUTION = "32x32"  # MinAtar's 10x10 grid drawn at 32x32: every cell 3-4 pixels, nothing lost
 # A micro tokenizer (the CPU here is 2 cores shared by several jobs): 16 patches of 8x8, 8 latents x 16 dims.
@@ -98,12 +96,11 @@ class Bench:
     def data(self) -> None:
         a = self.args
         self.run("data", "dreamer-data", "collect", "minatar", "--game", GAME, "--policy", "random",
-                 "--episodes", str(a.random_episodes), "--seed", "0", "--max-steps", str(MAX_STEPS), "--out", "raw_random")
+                 "--episodes", str(a.random_episodes), "--seed", "0", "--max-steps", str(MAX_STEPS), "--out", "raw/random")
         self.run("data", "dreamer-data", "collect", "minatar", "--game", GAME, "--policy", "noisy-scripted",
                  "--episodes", str(a.scripted_episodes), "--seed", "1", "--max-steps", str(MAX_STEPS),
-                 "--out", "raw_scripted")
-        mix_raw(self.work / "raw_mix", [self.work / "raw_random", self.work / "raw_scripted"])
-        self.run("data", "dreamer-data", "ingest", "minatar", "raw_mix", "--out", "store", "--workers", "0",
+                 "--out", "raw/scripted")
+        self.run("data", "dreamer-data", "ingest", "minatar", "raw", "--out", "store", "--workers", "0",
                  "--resolution", RESOLUTION)
 
     def tokenizer(self) -> None:
@@ -177,30 +174,6 @@ def write_config(path: Path, config: dict) -> None:
     import yaml
 
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-
-
-def mix_raw(out: Path, sources: list[Path]) -> None:
-    """Copy the episodes of several collect runs of one game into one RAW folder, renumbered."""
-    if (out / "collect.json").exists():
-        return
-    runs = [json.loads((src / "collect.json").read_text()) for src in sources]
-    base = {k: v for k, v in runs[0].items() if k not in ("policy", "seed", "episodes", "epsilon")}
-    for run in runs[1:]:
-        other = {k: v for k, v in run.items() if k not in ("policy", "seed", "episodes", "epsilon")}
-        if other != base:
-            raise SystemExit(f"cannot mix collect runs with different settings: {base} vs {other}")
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "episodes").mkdir(parents=True)
-    index = 0
-    for src in sources:
-        for episode in sorted((src / "episodes").glob("*.npz")):
-            shutil.copyfile(episode, tmp / "episodes" / f"{index:06d}.npz")
-            index += 1
-    settings = {**base, "policy": "+".join(run["policy"] for run in runs), "seed": None, "episodes": index,
-                "mixed_from": [{"folder": str(src), **run} for src, run in zip(sources, runs)]}
-    (tmp / "collect.json").write_text(json.dumps(settings, indent=1) + "\n")
-    os.replace(tmp, out)
 
 
 def main() -> None:
