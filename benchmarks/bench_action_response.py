@@ -36,7 +36,7 @@ from dreamer_model.dynamics import Sampler, shift_actions
 from dreamer_model.errors import ModelError
 from dreamer_model.rollout import load_store_tokenizer
 from dreamer_model.train.phase1 import load_fields, load_world_model, store_latent_info
-from dreamer_model.train.phase2 import load_agent
+from dreamer_model.agent.checkpoint import load_agent
 
 ACTIONS = {"left": 1, "noop": 0, "right": 3}  # MinAtar's full action set: n l u r d f
 

@@ -24,6 +24,7 @@ from dreamer_data.store.manifest import load_manifest
 from ..configs import tokenizer_run_from_dict
 from ..errors import ModelError
 from ..tokenizer import Tokenizer
+from .model import Agent
 from ..train.checkpoint import load_checkpoint
 
 KIND = "agent"
@@ -128,3 +129,11 @@ def build_tokenizer(record: Mapping) -> Tokenizer:
 def load_agent_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """An agent checkpoint (phase 2 or 3) from a run directory or file, with a clear error otherwise."""
     return load_checkpoint(path, KIND, map_location)
+
+
+def load_agent(path: str | Path, device: str | torch.device = "cpu") -> tuple[Agent, dict]:
+    """A phase-2 or phase-3 agent (eval mode) and its checkpoint state."""
+    state = load_agent_state(path)
+    agent = Agent.from_description(state["agent"], state["path"])
+    agent.load_state_dict(state["model"])
+    return agent.to(device).eval(), state

@@ -18,8 +18,7 @@ import torch
 from dreamer_data.collect.minatar_render import DEFAULT_PALETTE
 from dreamer_data.collect.policies import POLICIES
 
-from ..agent.checkpoint import build_tokenizer, env_settings, load_agent_state, store_manifest
-from ..agent.model import Agent
+from ..agent.checkpoint import build_tokenizer, env_settings, load_agent, store_manifest
 from ..errors import ModelError
 from .envs import ENVS, EnvSettings
 from .policies import AgentPolicy, BehaviourPolicy
@@ -71,10 +70,8 @@ def prepare(options: EvalOptions):
     if options.episodes < 1 or options.batch < 1 or options.record < 0:
         raise ModelError("--episodes and --batch must be >= 1, --record >= 0")
     if options.ckpt is not None:
-        state = load_agent_state(options.ckpt)
+        agent, state = load_agent(options.ckpt)
         settings = _settings(state["env"], options, state["path"])
-        agent = Agent.from_description(state["agent"], state["path"])
-        agent.load_state_dict(state["model"])
         tokenizer = build_tokenizer(state["tokenizer"])
         if tuple(settings.size) != (tokenizer.cfg.height, tokenizer.cfg.width):
             raise ModelError(f"{state['path']}: the tokenizer reads {tokenizer.cfg.height}x{tokenizer.cfg.width} "

@@ -35,7 +35,7 @@ from dreamer_data import WindowDataset
 from dreamer_data.loaders import WindowSampler
 
 from ..agent.actions import ActionSpace
-from ..agent.checkpoint import (KIND, env_settings, load_agent_state, parse_tasks, require_latents, store_manifest,
+from ..agent.checkpoint import (KIND, env_settings, parse_tasks, require_latents, store_manifest,
                                 tokenizer_record)
 from ..agent.config import Phase2Run, validate_agent
 from ..agent.model import Agent
@@ -171,7 +171,7 @@ class Phase2Trainer:
         self.tasks = parse_tasks(self.agent.tasks, self.manifest, store)
         self.env = env_settings(self.manifest, store)
         self.agent.to(self.device)
-        cfg, train = self.run.agent, self.run.train
+        train = self.run.train
         set_threads(train.threads)
         self.steps = options.steps if options.steps is not None else train.steps
         if self.steps < 0:
@@ -361,11 +361,3 @@ def _device(name: str) -> torch.device:
 
 def train_phase2(options: Phase2TrainOptions, report: Report | None = None) -> dict:
     return Phase2Trainer(options, report).fit()
-
-
-def load_agent(path: str | Path, device: str | torch.device = "cpu") -> tuple[Agent, dict]:
-    """A phase-2 or phase-3 agent (eval mode) and its checkpoint state."""
-    state = load_agent_state(path)
-    agent = Agent.from_description(state["agent"], state["path"])
-    agent.load_state_dict(state["model"])
-    return agent.to(device).eval(), state
