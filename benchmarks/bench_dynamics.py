@@ -1,6 +1,8 @@
 """World-model benchmarks (issue 6): generation speed with / without the K/V cache, rollout quality on
 held-out episodes (PSNR of decoded predictions at 1, 4, 16 steps ahead; K = 4 vs K = 64; the
-flow-matching baseline at K = 4), and action sensitivity.
+flow-matching baseline at K = 4), sample quality (PSNR rewards a blurred mean, so also: Fréchet distance
+between predicted and real latent tokens, the spread of the predictions across windows, and the sharpness
+of the decoded frames), and action sensitivity.
 
     # speed (random weights of the tiny preset: speed does not depend on the weights)
     python benchmarks/bench_dynamics.py speed --contexts 16 64 192 --threads 1
@@ -99,6 +101,48 @@ def psnr_per_window(prediction: torch.Tensor, target: torch.Tensor) -> np.ndarra
     return (-10.0 * torch.log10(mse)).numpy()
 
 
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two samples (N, D), as FID computes it on features:
+    ‖μa − μb‖² + tr(Ca + Cb − 2 (Ca^½ Cb Ca^½)^½), with the matrix roots from symmetric eigendecompositions."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    eigval, eigvec = np.linalg.eigh(cov_a)
+    root_a = (eigvec * np.sqrt(eigval.clip(min=0))) @ eigvec.T  # Ca^½
+    cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a).clip(min=0)  # eigenvalues of Ca^½ Cb Ca^½
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.sqrt(cross).sum())
+
+
+def token_frechet(prediction: torch.Tensor, truth: torch.Tensor, windows: np.ndarray | None = None) -> np.ndarray:
+    """(H,) Fréchet distance per step ahead between predicted and real latent tokens (B, H, S_z, D_z) of the
+    given windows (default all): each window's S_z tokens are samples of D_z-dim vectors. A realism measure,
+    not an accuracy one: a rollout that collapses to the mean latent scores badly even where its MSE is low."""
+    rows = slice(None) if windows is None else windows
+    flat = lambda z, h: z[rows, h].reshape(-1, z.shape[-1]).double().numpy()  # noqa: E731  (B·S_z, D_z)
+    return np.array([frechet_distance(flat(prediction, h), flat(truth, h)) for h in range(truth.shape[1])])
+
+
+def resampled_frechet(predictions: dict, truth: torch.Tensor, resamples: int, seed: int) -> dict:
+    """{key: (resamples, H)} Fréchet distances over windows drawn with replacement, the same draws for every
+    key, so differences between two models are paired (their spread is the bootstrap standard error)."""
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, truth.shape[0], truth.shape[0]) for _ in range(resamples)]
+    return {key: np.stack([token_frechet(z, truth, rows) for rows in draws]) for key, z in predictions.items()}
+
+
+def spread_ratio(prediction: torch.Tensor, truth: torch.Tensor) -> np.ndarray:
+    """(H,) std across windows of the predicted latents over that of the real ones (mean over entries):
+    1 = as varied as the data, → 0 = every window predicts the same mean."""
+    return (prediction.float().std(0).mean(dim=(-2, -1)) / truth.float().std(0).mean(dim=(-2, -1))).numpy()
+
+
+def sharpness(frames: torch.Tensor) -> np.ndarray:
+    """(H,) mean absolute difference of neighbouring pixels (both axes) of frames (B, H, h, w, C) in [0, 1]:
+    blurring lowers it."""
+    dy = (frames[:, :, 1:] - frames[:, :, :-1]).abs().flatten(2).mean(-1)
+    dx = (frames[:, :, :, 1:] - frames[:, :, :, :-1]).abs().flatten(2).mean(-1)
+    return ((dx + dy) / 2).mean(0).numpy()
+
+
 def quality(args) -> None:
     from dreamer_model.rollout import (Episode, decode, load_store_tokenizer, random_actions, rollout,
                                        with_future_actions)
@@ -123,22 +167,31 @@ def quality(args) -> None:
                  torch.cat([e.has_action_in for _, _, e in picked]), torch.cat([e.frames for _, _, e in picked]))
     c = args.context
     real = ep.frames.float() / 255.0
-    psnr = {"tokenizer": psnr_per_window(decode(tokenizer, ep.latents)[:, c:], real[:, c:])}
+    reconstruction = decode(tokenizer, ep.latents)[:, c:]
+    psnr = {"tokenizer": psnr_per_window(reconstruction, real[:, c:])}
     copy = ep.latents[:, c - 1:c].expand(-1, args.horizon, -1, -1)
     psnr["copy"] = psnr_per_window(decode(tokenizer, torch.cat((ep.latents[:, :c], copy), 1))[:, c:], real[:, c:])
+    truth = ep.latents[:, c:]
+    samples = {"copy": {"fd": token_frechet(copy, truth), "spread": spread_ratio(copy, truth),
+                        "sharp": sharpness(decode(tokenizer, torch.cat((ep.latents[:, :c], copy), 1))[:, c:])}}
     predicted = {}
     for name, steps in settings:
         began = time.perf_counter()
         predicted[(name, steps)] = rollout(runs[name], ep, c, steps, seed=args.seed)
         imagined = decode(tokenizer, torch.cat((ep.latents[:, :c], predicted[(name, steps)]), dim=1))
         psnr[(name, steps)] = psnr_per_window(imagined[:, c:], real[:, c:])
+        samples[(name, steps)] = {"fd": token_frechet(predicted[(name, steps)], truth),
+                                  "spread": spread_ratio(predicted[(name, steps)], truth),
+                                  "sharp": sharpness(imagined[:, c:])}
         print(f"{name} K = {steps}: {time.perf_counter() - began:.0f} s", flush=True)
+    sharp_real = sharpness(reconstruction)
+    boot = resampled_frechet({"copy": copy, **predicted}, truth, args.resamples, args.seed)
     future = random_actions(shortcut.action_fields, ep.action_in, torch.Generator().manual_seed(args.seed + 1))
     other_in, other_has = with_future_actions(ep, c, future)
     base = predicted[("shortcut", 4)]
     other = rollout(shortcut, ep, c, 4, seed=args.seed, action_in=other_in, has_action_in=other_has)
     reseeded = rollout(shortcut, ep, c, 4, seed=args.seed + 2)
-    truth, last = ep.latents[:, c:], ep.latents[:, c - 1:c]
+    last = ep.latents[:, c - 1:c]
     mse = lambda a, b: ((a - b) ** 2).mean(dim=(2, 3)).numpy()  # noqa: E731  (B, H)
     sens = {"action": mse(base, other), "noise": mse(base, reseeded), "real": mse(truth, last), "error": mse(base, truth)}
     decoded = lambda z: decode(tokenizer, torch.cat((ep.latents[:, :c], z), 1))[:, c:]  # noqa: E731
@@ -156,7 +209,23 @@ def quality(args) -> None:
     print("\nPSNR (dB) of decoded predictions vs the real frames, mean over windows\n")
     print(markdown(["model", *[f"{h} step{'s' if h > 1 else ''} ahead" for h in marks]], rows))
     gap = [at(psnr[("shortcut", 64)], h) - at(psnr[("shortcut", 4)], h) for h in marks]
-    print(f"\nK = 64 minus K = 4 (shortcut): " + ", ".join(f"{g:+.2f} dB at {h}" for g, h in zip(gap, marks)))
+    print("\nK = 64 minus K = 4 (shortcut): " + ", ".join(f"{g:+.2f} dB at {h}" for g, h in zip(gap, marks)))
+    sample_rows = [[label, *[f"{samples[key]['fd'][h - 1]:.3f} ± {boot[key][:, h - 1].std():.3f} / "
+                             f"{samples[key]['spread'][h - 1]:.2f} / "
+                             f"{samples[key]['sharp'][h - 1] / sharp_real[h - 1]:.2f}" for h in marks]]
+                   for key, label in [("copy", "copy last context frame")]
+                   + [(key, f"{key[0]}, K = {key[1]}") for key in settings]]
+    print(f"\nSample quality: Fréchet distance between predicted and real latent tokens (lower = more realistic; "
+          f"± its bootstrap standard error over windows, {args.resamples} resamples) / spread of the predicted "
+          f"latents across windows relative to the real ones (1 = as varied as the data) / sharpness of the decoded "
+          f"frames relative to the tokenizer's reconstruction of the real ones (1 = as sharp)\n")
+    print(markdown(["model", *[f"{h} step{'s' if h > 1 else ''} ahead" for h in marks]], sample_rows))
+    if args.flow:
+        paired = boot[("shortcut", 4)] - boot[("flow", 4)]  # (resamples, H)
+        difference = samples[("shortcut", 4)]["fd"] - samples[("flow", 4)]["fd"]
+        print("\nFréchet distance, shortcut K = 4 minus flow K = 4 (negative: shortcut more realistic), paired "
+              "bootstrap s.e.: " + ", ".join(f"{difference[h - 1]:+.3f} ± {paired[:, h - 1].std():.3f} at {h}"
+                                             for h in marks))
     def median(values, h):
         return float(np.median(np.asarray(values)[:, h - 1]))
 
@@ -178,6 +247,9 @@ def quality(args) -> None:
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"psnr": {str(k): np.mean(v, axis=0).tolist() for k, v in psnr.items()},
+                       "samples": {str(k): {m: v.tolist() for m, v in entry.items()} for k, entry in samples.items()},
+                       "frechet_se": {str(k): v.std(0).tolist() for k, v in boot.items()},
+                       "sharpness_reconstruction": sharp_real.tolist(),
                        "sensitivity": {k: np.mean(v, axis=0).tolist() for k, v in sens.items()},
                        "windows": [(e, s) for e, s, _ in picked]}, handle, indent=1)
 
@@ -205,6 +277,7 @@ def main() -> None:
     q.add_argument("--per-episode", type=int, default=4)
     q.add_argument("--threads", type=int, default=1)
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--resamples", type=int, default=200, help="bootstrap resamples of the windows (Fréchet s.e.)")
     q.add_argument("--json")
     args = parser.parse_args()
     speed(args) if args.what == "speed" else quality(args)
