@@ -29,9 +29,11 @@ from torch.utils.data import DataLoader
 from dreamer_data import WindowDataset
 from dreamer_data.loaders import EpisodeSplit, WindowSampler
 from dreamer_data.patches import unpatchify
+from dreamer_data.store.manifest import load_manifest
 
 from ..configs import TokenizerRun, TrainConfig, resolve_tokenizer_run, to_dict, tokenizer_run_from_dict
 from ..errors import ModelError
+from ..eval.objects import GRID_FIELD, CellCounts
 from ..tokenizer import Tokenizer
 from ..tokenizer.loss import TokenizerLoss, psnr
 from .checkpoint import list_checkpoints, load_checkpoint, model_hash, save_checkpoint
@@ -145,7 +147,8 @@ class TokenizerTrainer:
         self._build_data()
         torch.manual_seed(self.seed)
         self.model = Tokenizer(cfg).to(self.device)
-        self.loss_fn = TokenizerLoss(cfg.lpips_weight, cfg.lpips_net, cfg.rms_decay).to(self.device)
+        self.loss_fn = TokenizerLoss(cfg.lpips_weight, cfg.lpips_net, cfg.rms_decay, cfg.foreground_weight,
+                                     cfg.focal_gamma).to(self.device)
         self.optimizer = torch.optim.AdamW(parameter_groups(self.model, train.weight_decay), lr=train.lr,
                                            betas=(train.beta1, train.beta2), eps=1e-8)
         self.step = 0
@@ -188,12 +191,18 @@ class TokenizerTrainer:
                              f"tokenizer config expects {cfg.height}x{cfg.width}x{cfg.channels}; set "
                              f"tokenizer.height/width (--set tokenizer.height={frame_shape[0]} "
                              f"--set tokenizer.width={frame_shape[1]}) or use a matching store")
+        # MinAtar stores hold the lossless grid: held-out reconstructions are also scored object by object
+        self.observation = load_manifest(store).get("observation", {})
+        has_grid = CellCounts.for_observation(self.observation) is not None
         self.train_set = WindowDataset(store, length=cfg.context, load="frames", episodes=train_ids)
-        self.heldout_set = WindowDataset(store, length=cfg.context, load="frames", episodes=heldout_ids)
+        self.heldout_set = WindowDataset(store, length=cfg.context, load=["frames", *[GRID_FIELD] * has_grid],
+                                         episodes=heldout_ids)
         self.heldout_ids = heldout_ids
         count = min(train.eval_windows, len(self.heldout_set))
         picks = np.unique(np.linspace(0, len(self.heldout_set) - 1, count).round().astype(int))
-        self.eval_frames = torch.stack([self.heldout_set[int(i)]["frames"] for i in picks])  # (E, T, H, W, C)
+        windows = [self.heldout_set[int(i)] for i in picks]
+        self.eval_frames = torch.stack([w["frames"] for w in windows])  # (E, T, H, W, C)
+        self.eval_grids = torch.stack([w[GRID_FIELD] for w in windows]) if has_grid else None  # (E, T, 10, 10, C)
 
     def _batches(self) -> Iterator[torch.Tensor]:
         sampler = WindowSampler(self.train_set, seed=self.seed, start=self.step * self.local_batch,
@@ -229,11 +238,13 @@ class TokenizerTrainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Held-out PSNR of unmasked and masked reconstructions; a PNG grid of both."""
+        """Held-out PSNR of unmasked and masked reconstructions; a PNG grid of both. On MinAtar stores also
+        each object class's cell recall and precision of the unmasked reconstruction (``eval/objects.py``)."""
         self.model.eval()
         mse_full, mse_masked, shown = [], [], None
+        cells = CellCounts.for_observation(self.observation)
         generator = torch.Generator().manual_seed(self.seed + 1)  # the same eval masks every time
-        for chunk in self.eval_frames.split(8):
+        for first, chunk in zip(range(0, len(self.eval_frames), 8), self.eval_frames.split(8)):
             frames = chunk.to(self.device)
             target = frames.float() / 255.0
             drop = self.model.sample_drop(*frames.shape[:2], generator).to(self.device)
@@ -242,13 +253,17 @@ class TokenizerTrainer:
                 masked, _ = self.model(frames, drop)
             mse_full.append(((full.float() - target) ** 2).mean(dim=(2, 3, 4)).flatten())  # per frame
             mse_masked.append(((masked.float() - target) ** 2).mean(dim=(2, 3, 4)).flatten())
+            if cells is not None:
+                grids = self.eval_grids[first:first + len(chunk)]  # (b, T, 10, 10, C)
+                cells.add(full.float().flatten(0, 1).cpu().numpy() * 255.0, grids.flatten(0, 1).numpy())
             if shown is None:
                 shown = (target[:, -1], drop[:, -1], masked[:, -1].float(), full[:, -1].float())
         self.model.train()
         mse_full, mse_masked = torch.cat(mse_full), torch.cat(mse_masked)
         metrics = {"psnr": float(np.mean([psnr(m) for m in mse_full.tolist()])),
                    "psnr_masked": float(np.mean([psnr(m) for m in mse_masked.tolist()])),
-                   "mse": float(mse_full.mean()), "mse_masked": float(mse_masked.mean())}
+                   "mse": float(mse_full.mean()), "mse_masked": float(mse_masked.mean()),
+                   **(cells.flat() if cells is not None else {})}
         if self.dist.is_main:
             metrics_path = self._save_samples(*shown)
             self.report("samples", {"path": str(metrics_path)})
