@@ -68,7 +68,6 @@ class TokenizerConfig:
     mask_max: float = 0.9  # patch-drop fraction ~ U(0, mask_max) per frame
     lpips_weight: float = 0.2
     lpips_net: str = "alex"
-    foreground_weight: float = 0.0  # α: pixels off the frame's dominant colour weigh 1 + α in the MSE (tokenizer/loss.py)
     focal_gamma: float = 0.0  # γ: each pixel's squared error weighs (its error / the mean error)^γ (tokenizer/loss.py)
     rms_decay: float = 0.99  # running-RMS loss normalisers
     encoder: TransformerConfig = field(default_factory=TransformerConfig)

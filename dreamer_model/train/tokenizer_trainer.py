@@ -147,8 +147,7 @@ class TokenizerTrainer:
         self._build_data()
         torch.manual_seed(self.seed)
         self.model = Tokenizer(cfg).to(self.device)
-        self.loss_fn = TokenizerLoss(cfg.lpips_weight, cfg.lpips_net, cfg.rms_decay, cfg.foreground_weight,
-                                     cfg.focal_gamma).to(self.device)
+        self.loss_fn = TokenizerLoss(cfg.lpips_weight, cfg.lpips_net, cfg.rms_decay, cfg.focal_gamma).to(self.device)
         self.optimizer = torch.optim.AdamW(parameter_groups(self.model, train.weight_decay), lr=train.lr,
                                            betas=(train.beta1, train.beta2), eps=1e-8)
         self.step = 0
