@@ -95,7 +95,7 @@ def rollout_command(
     data: str = typer.Option(..., "--data", help="Store holding the episode (with latents)."),
     episode: str = typer.Option(..., "--episode", help="Episode id (see dreamer-data inspect)."),
     frames: int = typer.Option(64, "--frames", min=1, help="Frames to generate after the context."),
-    out: str = typer.Option(..., "--out", help="Video to write: .mp4 or .gif."),
+    out: str = typer.Option(..., "--out", help="Video to write (.mp4 or .gif), or .npz: the panels as arrays (real, tokenizer, imagined, rows, context)."),
     context: int = typer.Option(8, "--context", min=1, help="Real frames given as context."),
     start: int = typer.Option(0, "--start", min=0, help="Episode frame where the context starts."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Denoising steps K per frame (default: the model's, 4)."),
@@ -124,6 +124,12 @@ def rollout_command(
                  ", ".join(f"{psnr[h - 1]:.2f} dB at {h}" for h in marks) +
                  f" (tokenizer reconstruction {np.mean(report.psnr_tokenizer):.2f} dB)",
                  highlight=False, soft_wrap=True)
+    if report.objects:
+        stderr.print("cell recall (tokenizer | imagined at " + ", ".join(map(str, report.objects["imagined"])) + "): " +
+                     "; ".join(f"{name} {rates['recall']:.2f} | " +
+                               " ".join(f"{ahead[name]['recall']:.2f}" for ahead in report.objects["imagined"].values())
+                               for name, rates in report.objects["tokenizer"].items()),
+                     highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

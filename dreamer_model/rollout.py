@@ -3,7 +3,9 @@
 A rollout takes ``context`` real frames of a stored episode (their cached latents), then generates
 ``horizon`` frames under the recorded actions (or other actions, for action-sensitivity checks) with
 K denoising steps per frame and the K/V cache. The decoder turns the real and the predicted latents
-into pixels, and ``write_video`` puts ground truth beside prediction in an mp4 or GIF.
+into pixels, and ``write_video`` puts ground truth beside prediction in an mp4 or GIF, or
+``write_arrays`` saves the same panels as arrays (``.npz``) for anyone to score. On MinAtar stores the
+report also scores each panel object by object against the stored grid (``eval/objects.py``).
 
 Which tokenizer: the store's manifest records the checkpoint that produced its latents
 (``latents.tokenizer.checkpoint`` and ``latents.checkpoint_hash``); another path can be given, and
@@ -28,11 +30,14 @@ from .configs import tokenizer_run_from_dict
 from .dynamics import DynamicsModel, Sampler, shift_actions
 from .dynamics.actions import ActionField
 from .errors import ModelError
+from .eval.objects import GRID_FIELD, CellCounts
 from .tokenizer import Tokenizer
 from .train.checkpoint import load_checkpoint
 from .train.phase1 import load_fields, store_latent_info
 
 FRAMES = "frames"
+OUTPUTS = (".mp4", ".gif", ".npz")
+HORIZONS = (1, 4, 16, 64)  # steps ahead at which imagined frames are scored object by object
 
 
 def load_store_tokenizer(store: str, override: str | None = None, device: str | torch.device = "cpu") -> Tokenizer:
@@ -61,6 +66,8 @@ class Episode:
     has_action_in: torch.Tensor  # (1, T) bool
     frames: torch.Tensor | None  # (1, T, H, W, C) uint8, when the store keeps pixels
     actions: dict[str, torch.Tensor] = field(default_factory=dict)  # raw rows {store field: (1, T, …)}
+    rows: np.ndarray | None = None  # (T,) the store row of each frame
+    grids: np.ndarray | None = None  # (T, 10, 10, C) MinAtar's lossless grid, when the store keeps it
 
 
 def read_episode(store: str, episode: str, length: int, start: int, fields: list[ActionField]) -> Episode:
@@ -71,8 +78,8 @@ def read_episode(store: str, episode: str, length: int, start: int, fields: list
         raise ModelError(f"{store}: actions {sorted(f.name for f in store_fields)} differ from the world model's "
                          f"{sorted(names)}")
     load = list(load_fields(fields, has_action))
-    if FRAMES in load_manifest(store).get("fields", {}):
-        load.append(FRAMES)
+    manifest = load_manifest(store)
+    load += [name for name in (FRAMES, GRID_FIELD) if name in manifest.get("fields", {})]
     try:
         dataset = WindowDataset(store, length=length, load=load, episodes=[episode])
     except Exception as error:  # unknown episode id, or a window longer than the episode
@@ -82,8 +89,10 @@ def read_episode(store: str, episode: str, length: int, start: int, fields: list
                          f"(starts 0 … {len(dataset) - 1} fit)")
     item = {key: value[None] for key, value in dataset[start].items()}
     action_in, has_action_in = shift_actions(item, fields)
+    first_row = next(e["start"] for e in manifest["episodes"] if e["id"] == episode) + start
+    grids = item[GRID_FIELD][0].numpy() if GRID_FIELD in item else None
     return Episode(item["latents"].float(), action_in, has_action_in, item.get(FRAMES),
-                   {f.store_field: item[f.store_field] for f in fields})
+                   {f.store_field: item[f.store_field] for f in fields}, first_row + np.arange(length), grids)
 
 
 def random_actions(fields: list[ActionField], like: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -164,12 +173,34 @@ def compose(rows: list[tuple[str, np.ndarray]], scale: int = 4, gap: int = 4) ->
     return out
 
 
+def check_output(path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in OUTPUTS:
+        raise ModelError(f"{path}: output must end in {', '.join(OUTPUTS[:-1])} or {OUTPUTS[-1]}")
+    return path
+
+
+def write_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
+    """The rollout's panels as an ``.npz`` of plain arrays (no pickles), written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def write_video(path: str | Path, frames: np.ndarray, fps: int = 8) -> Path:
     """(T, H, W, 3) uint8 → ``.mp4`` (H.264 via PyAV) or ``.gif`` (PIL), written atomically."""
-    path = Path(path)
+    path = check_output(path)
     suffix = path.suffix.lower()
-    if suffix not in (".mp4", ".gif"):
-        raise ModelError(f"{path}: output must end in .mp4 or .gif")
+    if suffix == ".npz":
+        raise ModelError(f"{path}: a video must end in .mp4 or .gif")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
@@ -205,6 +236,22 @@ class RolloutReport:
     psnr: list[float]  # per predicted frame vs the real frames (or the decoded real latents)
     psnr_tokenizer: list[float]  # the tokenizer's own reconstruction of the same frames: the ceiling
     latent_mse: list[float]
+    # MinAtar: per-object cell recall/precision of the tokenizer panel (all frames) and of the imagined
+    # frames h steps ahead ({"tokenizer": {channel: rates}, "imagined": {h: {channel: rates}}}); else {}
+    objects: dict = field(default_factory=dict)
+
+
+def score_objects(observation: dict, grids: np.ndarray, recon: np.ndarray, imagined: np.ndarray,
+                  context: int) -> dict:
+    """Cell recall/precision of the panels against the stored grid (T, 10, 10, C); frames (T, H, W, 3) uint8."""
+    tokenizer = CellCounts.for_observation(observation)
+    tokenizer.add(recon, grids)
+    ahead = {}
+    for h in (h for h in HORIZONS if context + h <= len(grids)):
+        cells = CellCounts.for_observation(observation)
+        cells.add(imagined[context + h - 1:context + h], grids[context + h - 1:context + h])
+        ahead[h] = cells.rates()
+    return {"tokenizer": tokenizer.rates(), "imagined": ahead}
 
 
 def rollout_video(model: DynamicsModel, tokenizer: Tokenizer, store: str, episode: str, out: str | Path,
@@ -218,6 +265,7 @@ def rollout_video(model: DynamicsModel, tokenizer: Tokenizer, store: str, episod
         raise ModelError(f"rollout: need --context ≥ 1 and --frames ≥ 1, got {context} and {horizon}")
     if actions not in ("recorded", "random", "both"):
         raise ModelError(f"rollout: --actions must be recorded, random or both, got {actions!r}")
+    out = check_output(out)
     ep = read_episode(store, episode, context + horizon, start, model.action_fields)
     inputs = {}
     if actions in ("recorded", "both"):
@@ -229,15 +277,23 @@ def rollout_video(model: DynamicsModel, tokenizer: Tokenizer, store: str, episod
     real = ep.frames.float() / 255.0 if ep.frames is not None else recon
     to_u8 = lambda x: (x[0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()  # noqa: E731
     columns = [("real", to_u8(real)), ("tokenizer", to_u8(recon))]
-    report = None
+    report, panels = None, {}
     for name, (action_in, has_in) in inputs.items():
         predicted = rollout(model, ep, context, steps, seed, action_in, has_in).cpu()  # (1, H, S, D)
         imagined = decode(tokenizer, torch.cat((ep.latents[:, :context], predicted), dim=1))
         columns.append((f"world model ({name} actions)", to_u8(imagined)))
+        panels["imagined" if not panels else f"imagined_{name}"] = columns[-1][1]
         if report is None:
             psnr = psnr_per_frame(imagined[:, context:], real[:, context:])
             psnr_tok = psnr_per_frame(recon[:, context:], real[:, context:])
             latent_mse = ((predicted - ep.latents[:, context:]) ** 2).mean(dim=(0, 2, 3))
             report = (psnr.tolist(), psnr_tok.tolist(), latent_mse.tolist())
-    path = write_video(out, compose(columns), fps)
-    return RolloutReport(path, context, horizon, *report)
+    objects = {}
+    if ep.grids is not None and CellCounts.for_observation(observation := load_manifest(store)["observation"]):
+        objects = score_objects(observation, ep.grids, columns[1][1], panels["imagined"], context)
+    if out.suffix.lower() == ".npz":
+        path = write_arrays(out, {"real": columns[0][1], "tokenizer": columns[1][1], **panels,
+                                  "rows": ep.rows.astype(np.int64), "context": np.array(context, dtype=np.int64)})
+    else:
+        path = write_video(out, compose(columns), fps)
+    return RolloutReport(path, context, horizon, *report, objects=objects)

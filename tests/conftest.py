@@ -84,3 +84,19 @@ def vpt_store(vpt_src, tmp_path_factory) -> Path:
                      "--chunk-frames", "16")
     assert result.returncode == 0, result.stderr
     return out
+
+
+@pytest.fixture(scope="session")
+def breakout_store(tmp_path_factory) -> Path:
+    """16 real noisy-scripted MinAtar breakout episodes (≤ 300 steps) ingested at the quickstart's 20x20
+    (shared read-only: copy it before writing latents)."""
+    from dreamer_data.collect.collector import CollectConfig, collect
+    from dreamer_data.ingest import IngestPlan, ingest
+    from dreamer_data.sources import ReadOptions, source_class
+
+    root = tmp_path_factory.mktemp("breakout")
+    collect(CollectConfig("minatar", "noisy-scripted", seed=0, game="breakout", max_steps=300), root / "raw", episodes=16)
+    source = source_class("minatar")(str(root / "raw"), ReadOptions(resolution=(20, 20)))
+    report = ingest(source, str(root / "store"), IngestPlan(workers=0))
+    assert not report.failed
+    return root / "store"
