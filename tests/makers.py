@@ -133,10 +133,15 @@ def minerl_action_arrays(n: int, seed: int = 0, with_enums: bool = True) -> dict
     return arrays
 
 
-def write_minerl_raw(folder: Path, n_frames: int, seed: int = 0, size: int = 64) -> Path:
-    """MineRL v0.4 layout: recording.mp4 (n frames) + rendered.npz (n-1 steps) + metadata.json."""
+def write_minerl_raw(folder: Path, n_frames: int, seed: int = 0, size: int = 64, surplus: int = 0,
+                     success: bool = True) -> Path:
+    """MineRL v0.4 layout: recording.mp4 + rendered.npz (n-1 steps) + metadata.json.
+
+    The video holds ``surplus`` leading frames more than the n that pair with the arrays (MineRL's
+    publisher cut those ticks from the arrays only); frame i shows ``frame_pattern(i)``.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    write_h264(folder / "recording.mp4", n_frames, size, size)
+    write_h264(folder / "recording.mp4", surplus + n_frames, size, size)
     rng = np.random.default_rng(seed)
     arrays = minerl_action_arrays(n_frames - 1, seed)
     arrays["reward"] = rng.integers(0, 2, n_frames - 1).astype(np.float64)
@@ -144,8 +149,9 @@ def write_minerl_raw(folder: Path, n_frames: int, seed: int = 0, size: int = 64)
     arrays["observation$inventory$dirt"] = rng.integers(0, 64, n_frames - 1).astype(np.int64)
     arrays["observation$equipped_items.mainhand.type"] = np.full(n_frames - 1, "none")
     np.savez(folder / "rendered.npz", **arrays)
-    (folder / "metadata.json").write_text(json.dumps({"success": True, "duration_steps": n_frames - 1,
-                                                      "total_reward": float(arrays["reward"].sum())}))
+    (folder / "metadata.json").write_text(json.dumps({"success": success, "duration_steps": n_frames - 1,
+                                                      "total_reward": float(arrays["reward"].sum()),
+                                                      "true_video_frame_count": surplus + n_frames}))
     return folder
 
 
