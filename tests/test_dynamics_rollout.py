@@ -87,7 +87,7 @@ def test_rollout_refuses_a_tokenizer_that_did_not_make_the_latents(setup):
         rollout_video(model, load_store_tokenizer(store), store, "ep001", root / "x.gif", context=10, horizon=20, start=1)
     with pytest.raises(ModelError, match="cannot read"):
         rollout_video(model, load_store_tokenizer(store), store, "nope", root / "x.gif", context=2, horizon=2)
-    with pytest.raises(ModelError, match=".mp4 or .gif"):
+    with pytest.raises(ModelError, match=r"must end in \.mp4, \.gif or \.npz"):
         rollout_video(model, load_store_tokenizer(store), store, "ep001", root / "x.avi", context=2, horizon=2)
     with pytest.raises(ModelError, match="recorded, random or both"):
         rollout_video(model, load_store_tokenizer(store), store, "ep001", root / "x.gif", context=2, horizon=2, actions="left")

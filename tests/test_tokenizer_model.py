@@ -131,14 +131,14 @@ def test_overfits_a_few_frames(single_thread):
     x[..., :8, :, 0] = 200  # simple structured frames: colour blocks that move over time
     for t in range(4):
         x[0, t, :, 4 * t:4 * t + 8, 2] = 255
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for step in range(150):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)  # 3e-3 stalls at ~12 dB for some seeds
+    for step in range(300):
         recon, _ = model(x)
         loss = ((recon - x / 255.0) ** 2).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    assert -10 * torch.log10(loss.detach()) > 22.0  # from ~7 dB at init
+    assert -10 * torch.log10(loss.detach()) > 22.0  # from ~7 dB at init; ~25.5 dB for seeds 0-3
 
 
 def test_transformer_shapes_for_every_preset():
