@@ -11,6 +11,7 @@ wall-clock: the benchmark machine is shared with other jobs, which stretch wall-
    through ``dreamer-train tokenizer``'s own trainer; CPU time, wall-clock and steps as measured.
 3. Held-out PSNR (unmasked) over non-overlapping windows of the held-out episodes, against two
    baselines computed in the same script: the untrained tokenizer and the mean training frame.
+   On MinAtar stores, also each object class's cell recall and precision (``eval/objects.py``).
 4. ``dreamer-data tokenize`` throughput (frames/s) at two batch sizes on a copy of the store.
 5. The reconstruction grid (original / masked input / masked reconstruction / unmasked) → docs/.
 
@@ -35,22 +36,32 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def heldout_psnr(model, store: str, heldout: list[str], context: int, max_windows: int) -> tuple[float, int]:
-    """Mean per-frame PSNR of unmasked reconstructions over non-overlapping held-out windows."""
+def heldout_psnr(model, store: str, heldout: list[str], context: int, max_windows: int
+                 ) -> tuple[float, int, dict[str, dict[str, float]]]:
+    """Mean per-frame PSNR of unmasked reconstructions over non-overlapping held-out windows, and on MinAtar
+    stores each object class's cell recall / precision against the stored grid ({} elsewhere)."""
     from dreamer_data import WindowDataset
+    from dreamer_data.store.manifest import load_manifest
+    from dreamer_model.eval.objects import GRID_FIELD, CellCounts
     from dreamer_model.tokenizer.loss import psnr
 
-    data = WindowDataset(store, length=context, stride=context, load="frames", episodes=heldout)
+    cells = CellCounts.for_observation(load_manifest(store).get("observation", {}))
+    data = WindowDataset(store, length=context, stride=context, load=["frames", *[GRID_FIELD] * (cells is not None)],
+                         episodes=heldout)
     picks = np.unique(np.linspace(0, len(data) - 1, min(max_windows, len(data))).round().astype(int))
     values = []
     model.eval()
     with torch.no_grad():
         for chunk in np.array_split(picks, max(1, len(picks) // 16)):
-            frames = torch.stack([data[int(i)]["frames"] for i in chunk])
+            items = [data[int(i)] for i in chunk]
+            frames = torch.stack([item["frames"] for item in items])
             recon, _ = model(frames)
             mse = ((recon - frames.float() / 255.0) ** 2).mean(dim=(2, 3, 4)).flatten()
             values += [psnr(float(m)) for m in mse]
-    return float(np.mean(values)), len(values)
+            if cells is not None:
+                grids = torch.stack([item[GRID_FIELD] for item in items])
+                cells.add(recon.flatten(0, 1).numpy() * 255.0, grids.flatten(0, 1).numpy())
+    return float(np.mean(values)), len(values), cells.rates() if cells is not None else {}
 
 
 def mean_frame_psnr(store: str, train_ids: list[str], heldout: list[str], context: int, max_windows: int) -> float:
@@ -147,9 +158,9 @@ def main() -> None:
     state = load_checkpoint(run, "tokenizer")
     model = Tokenizer(preset.tokenizer)
     model.load_state_dict(state["model"])
-    trained, n_frames = heldout_psnr(model, args.store, heldout, context, args.eval_windows)
+    trained, n_frames, objects = heldout_psnr(model, args.store, heldout, context, args.eval_windows)
     torch.manual_seed(args.seed)
-    untrained, _ = heldout_psnr(Tokenizer(preset.tokenizer), args.store, heldout, context, args.eval_windows)
+    untrained, _, _ = heldout_psnr(Tokenizer(preset.tokenizer), args.store, heldout, context, args.eval_windows)
     mean_frame = mean_frame_psnr(args.store, train_ids, heldout, context, args.eval_windows)
 
     # 4. tokenize throughput on a copy of the store
@@ -172,7 +183,7 @@ def main() -> None:
         "steps": steps, "train_cpu_seconds": cpu_seconds, "train_seconds": seconds,
         "cpu_seconds_per_step_calibration": per_step,
         "train_frames_per_s": frames_per_s, "frames_seen": steps * preset.train.batch * context,
-        "heldout_psnr": trained, "heldout_frames": n_frames, "untrained_psnr": untrained,
+        "heldout_psnr": trained, "heldout_frames": n_frames, "heldout_objects": objects, "untrained_psnr": untrained,
         "mean_frame_psnr": mean_frame, "trainer_eval_psnr": result.get("psnr"),
         "tokenize": [{"batch": b, "frames": f, "seconds": s, "frames_per_s": r} for b, f, s, r in tokenize_rows],
         "psnr_curve": [{"step": a, "psnr": b, "psnr_masked": c} for a, b, c in curve],
@@ -202,6 +213,8 @@ def main() -> None:
         f"| training throughput, CPU time | {summary['frames_seen'] / cpu_seconds:.0f} frames per CPU-second |",
         f"| training throughput, wall-clock | {frames_per_s:.0f} frames/s (median over logging intervals, shared CPU) |",
         f"| **held-out PSNR, unmasked** | **{trained:.2f} dB** over {n_frames} frames |",
+        *[f"| {name}: held-out cell recall / precision | {rate['recall']:.3f} / {rate['precision']:.3f} "
+          f"({rate['cells']} cells) |" for name, rate in objects.items()],
         f"| baseline: untrained tokenizer | {untrained:.2f} dB |",
         f"| baseline: mean training frame | {mean_frame:.2f} dB |",
         *[f"| tokenize throughput, batch {b} | {r:.0f} frames/s ({f} frames in {s:.1f} s) |"

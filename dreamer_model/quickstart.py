@@ -90,11 +90,14 @@ def configs(env: str, cpu: bool) -> dict[str, dict]:
     return {
         # One frame per window, 32 windows per step: in equal wall time this reached a higher held-out PSNR on
         # breakout (23.4 dB after 150 s) than 4-frame windows (21.7 dB); time is the world model's job.
-        "tokenizer": {"tokenizer": {"height": size, "width": size, "patch": patch, "latent_tokens": 8, "latent_dim": 16,
-                                    "context": 1, "mask_max": 0.0, "lpips_weight": 0.0,
+        # Focal weighting (γ = 1) of the pixel loss and 16 latent tokens: at 4,000 steps plain MSE with 8 tokens drew
+        # breakout's ball in 46 % of its held-out cells (27.2 dB), focal in 81-82 % (28.9-29.6 dB), focal with 16
+        # tokens in 98 % (34.9 dB); phase 1 packs them two to a token, so the world model still sees 8 per frame.
+        "tokenizer": {"tokenizer": {"height": size, "width": size, "patch": patch, "latent_tokens": 16, "latent_dim": 16,
+                                    "context": 1, "mask_max": 0.0, "lpips_weight": 0.0, "focal_gamma": 1.0,
                                     "encoder": MICRO, "decoder": MICRO},
-                      "train": {"batch": 32, "lr": 2e-3, "warmup": 50, **book}},
-        "phase1": {"dynamics": {"context": 8, "transformer": {**MICRO, "dim": 96, "depth": 4, "heads": 3}},
+                      "train": {"batch": 32, "lr": 2e-3, "warmup": 50, **book, "eval_windows": 400}},  # ~400 ball cells
+        "phase1": {"dynamics": {"context": 8, "pack": 2, "transformer": {**MICRO, "dim": 96, "depth": 4, "heads": 3}},
                    "train": {"batch": 16, "lr": 1e-3, "warmup": 100, **book}},
         "phase2": {"agent": {"head_hidden": 128},
                    "train": {"batch": 16, "lr": 1e-3, "warmup": 50, **book}},
@@ -432,6 +435,8 @@ class Quickstart:
             shown = ", ".join(f"{k} {v:.3f}" for k, v in info.items() if isinstance(v, float)
                               and k in ("psnr", "rollout_mse_1", "copy_mse_1", "bc_accuracy", "reward_nll",
                                         "imagined_return_policy", "imagined_return_prior"))
+            if recall := object_recall(info):
+                shown += f"; {recall}"
             if shown:
                 self.emit(stage, "note", {"text": f"{LABELS[stage]} step {info['step']}: held-out {shown}"})
 
@@ -447,7 +452,8 @@ class Quickstart:
         options = self._trainer_options("tokenizer", TokenizerTrainOptions, data=str(self.paths.store))
         return self._train("tokenizer", TokenizerTrainer, options, record,
                            lambda r: f"step {r['step']}" + (f", held-out PSNR {r['psnr']:.2f} dB"
-                                                            if "psnr" in r else ""))
+                                                            if "psnr" in r else "")
+                           + (f", {recall}" if (recall := object_recall(r)) else ""))
 
     def _tokenize(self, record: dict) -> str:
         from dreamer_data.tokenize import tokenize_store
@@ -587,6 +593,13 @@ class Quickstart:
 
     def _where(self) -> str:
         return self.options.env + (f" {self.options.game}" if self.options.game else "")
+
+
+def object_recall(metrics: dict) -> str:
+    """'object cell recall paddle 1.00, ball 0.97, …' from a tokenizer's held-out metrics ('' without any)."""
+    recall = ", ".join(f"{k.removeprefix('recall/')} {v:.2f}" for k, v in metrics.items()
+                       if k.startswith("recall/") and isinstance(v, float) and math.isfinite(v))
+    return f"object cell recall {recall}" if recall else ""
 
 
 def write_comparison(rows: dict[str, dict], path: Path, where: str) -> None:
