@@ -89,25 +89,50 @@ def _faststart_copy(video, path):
     return path
 
 
+def _packet_ends(path) -> list[int]:
+    """The byte offset just past each video packet, in file order. ``write_h264`` uses x264's ultrafast
+    preset, which has no B-frames: packet k holds frame k (decode order is display order)."""
+    with av.open(str(path)) as container:
+        packets = [p for p in container.demux(container.streams.video[0]) if p.size]
+    assert [p.pts for p in packets] == sorted(p.pts for p in packets)  # no reordering
+    return [p.pos + p.size for p in packets]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("layout", ["moov-last", "faststart"])
-def test_truncated_file_at_any_byte_fails_cleanly_or_yields_fewer_frames(video, tmp_path, backend, layout):
-    """A cut-off download never raises anything but EpisodeError (which fails just that episode)."""
+def test_truncated_file_at_any_byte_fails_cleanly_or_yields_a_prefix(video, tmp_path, backend, layout):
+    """A cut-off download never raises anything but EpisodeError (which fails just that episode), and the
+    frames it does yield are the clip's first frames, unchanged: frame i still shows index i, pixel for
+    pixel as decoded from the intact file (a frame out of place would misalign frames and actions)."""
     source = video if layout == "moov-last" else _faststart_copy(video, tmp_path / "fast.mp4")
     data = source.read_bytes()
+    intact = decode_all(str(source), backend, size=(36, 64))
+    assert [makers.pattern_index(f) for f in intact] == list(range(N_FRAMES))
+    ends = _packet_ends(source)
+    assert len(ends) == N_FRAMES
     cut = tmp_path / "cut.mp4"
-    outcomes = set()
-    for keep in range(16, len(data), max(1, len(data) // 60)):
+    outcomes, whole = {}, {}
+    for keep in sorted({*range(16, len(data), max(1, len(data) // 60)), *(e for e in ends if e < len(data))}):
         cut.write_bytes(data[:keep])
         try:
             frames = decode_all(str(cut), backend, size=(36, 64))
         except EpisodeError as error:
             assert error.file == "clip.mp4" and "\n" not in error.reason
-            outcomes.add("error")
-        else:
-            assert len(frames) <= N_FRAMES
-            outcomes.add("frames")
-    assert "error" in outcomes
+            outcomes[keep] = "error"
+            continue
+        outcomes[keep] = len(frames)
+        assert len(frames) <= N_FRAMES
+        assert [makers.pattern_index(f) for f in frames] == list(range(len(frames))), keep
+        if len(frames):
+            np.testing.assert_array_equal(frames, intact[:len(frames)], err_msg=f"cut at byte {keep}")
+        if keep in ends:
+            whole[ends.index(keep) + 1] = len(frames)
+    assert "error" in outcomes.values()
+    if layout == "faststart":
+        # the index comes first, so a cut just past packet k leaves k whole frames, and all of them decode
+        assert whole == {k: k for k in range(1, N_FRAMES)}
+    else:  # the index (moov) comes last: a cut before its end loses it, and no frame can be located
+        assert all(outcome == "error" for keep, outcome in outcomes.items() if keep <= ends[-1])
 
 
 def test_unknown_backend_is_rejected(video):
