@@ -19,6 +19,9 @@ from torch import nn
 from ..errors import ModelError
 
 _WEIGHTS = {"alex": "AlexNet_Weights", "vgg": "VGG16_Weights", "squeeze": "SqueezeNet1_1_Weights"}
+# The smallest frame side each backbone accepts: below it a pooling layer gets an empty input (AlexNet's
+# stride-4 stem and two 3x3/2 max-pools need 31 pixels, VGG's 2x2 pools 16, SqueezeNet's 17; measured).
+MIN_SIDE = {"alex": 31, "vgg": 16, "squeeze": 17}
 
 
 def backbone_weights_path(net: str) -> Path:
@@ -50,6 +53,7 @@ class LPIPS(nn.Module):
         except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as error:
             raise ModelError(f"{path}: unusable {net} backbone weights ({type(error).__name__}: {error})") from None
         self.net.eval().requires_grad_(False)
+        self.name = net
 
     def train(self, mode: bool = True) -> "LPIPS":
         super().train(mode)
@@ -57,6 +61,11 @@ class LPIPS(nn.Module):
         return self
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        height, width = a.shape[-3:-1]
+        if min(height, width) < MIN_SIDE[self.name]:
+            side = MIN_SIDE[self.name]
+            raise ModelError(f"LPIPS ({self.name}) needs frames of at least {side}x{side} pixels, got "
+                             f"{height}x{width}: train without the perceptual term with --lpips-weight 0")
         lead = a.shape[:-3]
         to_nchw = lambda x: x.reshape(-1, *x.shape[-3:]).permute(0, 3, 1, 2).float() * 2 - 1  # [−1, 1]
         return self.net(to_nchw(a), to_nchw(b)).reshape(lead)
