@@ -30,7 +30,8 @@ TOKENIZER_STEPS = 2000
 PHASE1_STEPS = 500
 PHASE2_STEPS = 800
 # Measured at these steps on this store: focal γ = 1 (the quickstart's default) ball recall 0.49 / 0.57,
-# precision 0.56 / 0.78 (seeds 0 / 1); plain MSE (focal_gamma 0) recall 0.16, precision 0.43. (The quickstart reaches 0.99 / 0.99.)
+# precision 0.56 / 0.78 (seeds 0 / 1); plain MSE (focal_gamma 0) recall 0.16, precision 0.43.
+# (The 15-minute quickstart reaches 0.99 / 0.99.)
 BALL_RECALL_FLOOR = 0.3
 EVAL_EPISODES = 1000  # paired: episode i plays the same environment seed under both policies (~12 s in all)
 EVAL_SEED = 123
