@@ -33,11 +33,13 @@ PHASE2_STEPS = 800
 # precision 0.56 / 0.78 (seeds 0 / 1); plain MSE (focal_gamma 0) recall 0.16, precision 0.43.
 # (The 15-minute quickstart reaches 0.99 / 0.99.)
 BALL_RECALL_FLOOR = 0.3
-EVAL_EPISODES = 1000  # paired: episode i plays the same environment seed under both policies (~12 s in all)
+EVAL_EPISODES = 300  # paired: episode i plays the same environment seed under both policies
 EVAL_SEED = 123
-# Measured on this pipeline: BC (greedy) 0.80 vs random 0.50 over these 1,000 paired episodes, difference
-# 0.31 ± 0.04 (z = 7.3); over 300 episodes z was 3.2, hence the 1,000.
+# Measured on this pipeline over these 300 paired episodes: BC (greedy) 2.81 vs random 0.53, difference
+# 2.28 ± 0.14 (z = 17). With the paper's L = 8 multi-token BC heads instead of the quickstart's mtp 0 it
+# was 0.80 vs 0.50 over 1,000 episodes (z = 7.3): the test also fails if BC falls back to that.
 MARGIN_IN_STANDARD_ERRORS = 4.0
+RATIO_TO_RANDOM = 3.0  # measured 5.3
 
 
 def stage_config(out: Path, stage: str) -> str:
@@ -98,3 +100,4 @@ def test_bc_beats_random_in_the_real_game(pipeline):
     difference = bc - random  # paired by environment seed
     stderr = difference.std(ddof=1) / np.sqrt(len(difference))
     assert difference.mean() > MARGIN_IN_STANDARD_ERRORS * stderr, (bc.mean(), random.mean(), stderr)
+    assert bc.mean() > RATIO_TO_RANDOM * random.mean(), (bc.mean(), random.mean())
