@@ -93,7 +93,9 @@ def test_phase2_learns_bc_and_reward_heads_and_records_what_eval_needs(tmp_path_
     assert [r["step"] for r in train] == list(range(1, 41))
     for key in ("bc_nll", "reward_nll", "continue_nll", "dyn_loss", "bc_accuracy", "policy_entropy", "loss"):
         assert all(math.isfinite(r[key]) for r in train), key
-    # eq. 9 terms went down from chance: 6 actions (ln 6) and 255 reward bins (ln 255)
+    # eq. 9 terms went down from chance: 6 actions (ln 6) and 255 reward bins (ln 255). 40 steps on the toy store
+    # only reach the action frequencies: that BC reads the frames (held-out NLL below the frequencies' entropy)
+    # and plays better than random is asserted on real breakout data in test_object_learning.py.
     assert heldout["bc_nll"] < math.log(6) - 0.05
     assert heldout["reward_nll"] < math.log(255) - 1.0
     state = load_checkpoint(run, "agent")

@@ -38,6 +38,8 @@ def test_only_policy_and_value_heads_train_and_the_prior_is_the_bc_policy(tmp_pa
     assert changed and all(name.startswith(("policy.", "value.")) for name in changed), sorted(changed)
     assert any(name.startswith("policy.") for name in changed) and any(name.startswith("value.") for name in changed)
     prior = {f"policy.{name}": value for name, value in after["prior_policy"].items()}
+    # the prior is the whole phase-2 policy head, unchanged (not an empty or partial dict)
+    assert set(prior) == {name for name in before["model"] if name.startswith("policy.")}
     assert all(torch.equal(value, before["model"][name]) for name, value in prior.items())
     assert after["tokenizer"]["model_hash"] == before["tokenizer"]["model_hash"] and after["env"] == before["env"]
 
