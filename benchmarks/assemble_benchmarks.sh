@@ -20,9 +20,10 @@ Targets missed, in short: 1→2 worker ingest scaling not shown; MinAtar collect
 trained on scripted play only). The agent: on breakout from random + scripted data Dreamer beats BC beats
 random (+0.48 / +0.65 over BC, section F; greedy Dreamer = greedy BC there, below it in the older run E);
 no Crafter agent (no GPU). The 15-minute quickstart's tokenizer draws breakout's one-cell ball (held-out
-cell recall 0.95-0.99 with focal weighting; plain MSE 0.46) and its BC / Dreamer play ~2.5x random, far
-below the data's player; the ladder puts the loss in phase 2 and the world model (ball in the right cell
-one step into imagination 3-28 %, target 95 %), not in the latents (latent-MLP BC 81-99 % of grid-MLP BC).
+cell recall 0.95-0.99 with focal weighting; plain MSE 0.12-0.56) and its BC / Dreamer play 4.5x / 3.7x
+random, far below the data's player; the ladder found the loss in phase 2's multi-token BC heads (fixed:
+greedy BC 1.23 → 5.36) and in the world model (ball in the right cell one step into imagination 3-28 %,
+target 95 %); latent-MLP BC reaches 61-99 % of grid-MLP BC.
 
 Contents:
 HDR
