@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from dreamer_data.collect.scores import crafter_score
 from dreamer_model.configs import TokenizerConfig, TransformerConfig
 from dreamer_model.eval.envs import EnvSettings
 from dreamer_model.eval.evaluate import EvalOptions, run_eval
@@ -47,15 +46,23 @@ def test_scripted_behaviour_beats_random_in_real_breakout():
 
 
 def test_crafter_report_has_success_rates_score_chart_and_video(tmp_path):
-    options = EvalOptions(env="crafter", policy="random", episodes=2, seed=1, max_steps=40, record=1, out=str(tmp_path))
+    # 100 steps of the random policy, seed 1, unlock something in both episodes (measured: collect_sapling in
+    # the first, wake_up in the second), so the rates, the score and the returns below are not 0 == 0.
+    options = EvalOptions(env="crafter", policy="random", episodes=2, seed=1, max_steps=100, record=1, out=str(tmp_path))
     report, folder, lines = run_eval(options)
     rates = report["success_rates_percent"]
     assert len(rates) == 22
     unlocked = [set(e["achievements"]) for e in report["per_episode"]]
+    assert all(unlocked) and unlocked == [{"collect_sapling"}, {"wake_up"}]
     for name, rate in rates.items():
         assert rate == 100.0 * sum(name in u for u in unlocked) / 2
-    assert math.isclose(report["crafter_score"], crafter_score(np.array(list(rates.values()))))
+    # Crafter's score (Hafner 2021): exp(mean over the 22 achievements of ln(1 + rate %)) − 1; here two at 50 %
+    assert math.isclose(report["crafter_score"], math.exp(2 * math.log(51) / 22) - 1)  # 0.4297
+    # Crafter's reward: +1 per first unlock, ±0.1 per health point gained or lost
     returns = [e["return"] for e in report["per_episode"]]
+    for episode in report["per_episode"]:
+        health_change = (episode["return"] - len(episode["achievements"])) / 0.1
+        assert abs(health_change - round(health_change)) < 1e-6 and abs(health_change) <= 9
     assert math.isclose(report["return_mean"], np.mean(returns))
     assert math.isclose(report["return_stderr"], np.std(returns, ddof=1) / math.sqrt(2))
     assert json.loads((folder / "report.json").read_text())["crafter_score"] == report["crafter_score"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from itertools import islice
 from pathlib import Path
@@ -34,7 +35,14 @@ def test_split_depends_on_the_id_alone():
     ids = [f"player-{i:03d}" for i in range(200)]
     split = EpisodeSplit(0.2)
     val = [i for i in ids if split.val(i)]
-    # pinned: a change here would silently move episodes between train and validation in old runs
+    # the documented rule, restated: validation iff the first 8 bytes of sha256(salt NUL id), read as a
+    # big-endian fraction of 2^64, fall below val_fraction (a change would move episodes in old runs)
+    def documented(episode_id: str, fraction: float, salt: str = "") -> bool:
+        digest = hashlib.sha256(f"{salt}\0{episode_id}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") < fraction * 2**64
+
+    assert val == [i for i in ids if documented(i, 0.2)]
+    assert [i for i in ids if EpisodeSplit(0.2, salt="other").val(i)] == [i for i in ids if documented(i, 0.2, "other")]
     assert val[:5] == ["player-005", "player-019", "player-025", "player-030", "player-031"]
     assert [i for i in reversed(ids) if split.val(i)] == val[::-1]
     assert [i for i in ids[::7] if split.val(i)] == [i for i in val if i in ids[::7]]

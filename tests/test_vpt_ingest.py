@@ -11,8 +11,6 @@ import zarr
 
 import makers
 from conftest import read_manifest, run_cli
-from dreamer_data.actions.minecraft import encode_camera
-from dreamer_data.actions.vpt_jsonl import parse_vpt_jsonl
 
 LENGTHS = (30, 41, 25)  # the episodes of the vpt_src fixture, in source (name) order
 
@@ -44,6 +42,23 @@ def test_plain_zarr_reading_as_the_format_doc_describes(vpt_store):
     assert group.attrs["dreamer_store"]["format_version"] == manifest["format_version"]
 
 
+# VPT's action layout, restated here rather than imported: the 23 binary keys in the store's column order,
+# and the keys / mouse buttons of the fixture's random lines (makers.random_vpt_lines).
+VPT_BUTTONS = ("ESC", "back", "drop", "forward", "hotbar.1", "hotbar.2", "hotbar.3", "hotbar.4", "hotbar.5",
+               "hotbar.6", "hotbar.7", "hotbar.8", "hotbar.9", "inventory", "jump", "left", "right", "sneak",
+               "sprint", "swapHands", "attack", "use", "pickItem")
+KEY_TO_BUTTON = {"key.keyboard.w": "forward", "key.keyboard.a": "left", "key.keyboard.space": "jump",
+                 "key.keyboard.left.shift": "sneak", "key.keyboard.e": "inventory"}
+MOUSE_TO_BUTTON = {1: "use"}  # button 0 (attack) follows VPT's stuck-attack rule: tested in test_vpt_jsonl.py
+
+
+def camera_class(degrees: float) -> int:
+    """VPT's foveated camera bin of one axis: clip to ±10°, mu-law (μ = 10) to v in [-10, 10], 11 bins of 2."""
+    x = max(-10.0, min(10.0, degrees))
+    v = np.sign(x) * 10 * np.log1p(abs(x)) / np.log(11)  # 10 · ln(1 + μ|x|/10) / ln(1 + μ)
+    return int(np.round((v + 10) / 2))
+
+
 def test_frames_align_with_their_jsonl_lines_by_index(vpt_src, vpt_store):
     group = zarr.open_group(str(vpt_store), mode="r")
     manifest = read_manifest(vpt_store)
@@ -51,13 +66,21 @@ def test_frames_align_with_their_jsonl_lines_by_index(vpt_src, vpt_store):
         frames = episode_rows(group, "frames", index)
         assert [makers.pattern_index(f) for f in frames] == list(range(LENGTHS[index])), episode["id"]
         jsonl = vpt_src / f"{episode['id'].replace('_', '.')}.jsonl"
-        actions = parse_vpt_jsonl(jsonl.read_text().splitlines(), str(jsonl))
-        np.testing.assert_array_equal(episode_rows(group, "actions/buttons", index), actions.buttons)
-        np.testing.assert_array_equal(episode_rows(group, "actions/camera_deg", index), actions.camera_deg)
-        np.testing.assert_array_equal(episode_rows(group, "actions/camera", index), encode_camera(actions.camera_deg))
-        np.testing.assert_array_equal(episode_rows(group, "is_null_action", index), actions.is_null_action)
-        np.testing.assert_array_equal(episode_rows(group, "is_gui_open", index), actions.is_gui_open)
-        np.testing.assert_array_equal(episode_rows(group, "cursor_xy", index), actions.cursor_xy)
+        lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+        assert len(lines) == LENGTHS[index]
+        camera_deg = np.array([[line["mouse"]["dy"] * 0.15, line["mouse"]["dx"] * 0.15] for line in lines], np.float32)
+        np.testing.assert_array_equal(episode_rows(group, "actions/camera_deg", index), camera_deg)
+        camera = [camera_class(pitch) * 11 + camera_class(yaw) for pitch, yaw in camera_deg.tolist()]
+        assert episode_rows(group, "actions/camera", index).tolist() == camera
+        buttons = episode_rows(group, "actions/buttons", index)
+        for t, line in enumerate(lines):
+            held = {KEY_TO_BUTTON[k] for k in line["keyboard"]["keys"]}
+            held |= {MOUSE_TO_BUTTON[b] for b in line["mouse"]["buttons"] if b in MOUSE_TO_BUTTON}
+            simple = [VPT_BUTTONS.index(name) for name in (*KEY_TO_BUTTON.values(), "use")]
+            assert {VPT_BUTTONS[i] for i in simple if buttons[t, i]} == held, (episode["id"], t)
+        assert episode_rows(group, "is_gui_open", index).tolist() == [int(line["isGuiOpen"]) for line in lines]
+        np.testing.assert_array_equal(episode_rows(group, "cursor_xy", index),
+                                      np.array([[line["mouse"]["x"], line["mouse"]["y"]] for line in lines], np.float32))
 
 
 def test_manifest_lists_episodes_in_source_order_with_checksums_of_the_rows(vpt_src, vpt_store):
