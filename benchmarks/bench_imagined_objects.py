@@ -26,6 +26,9 @@ from dreamer_model.eval.objects import GRID_FIELD, CellCounts
 from dreamer_model.rollout import load_store_tokenizer, rollout_video
 from dreamer_model.train.phase1 import load_world_model
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.published import publish  # noqa: E402
+
 HORIZONS = (1, 2, 4, 8, 16)
 
 
@@ -78,11 +81,7 @@ def main() -> None:
     for name, rates in rows:
         lines.append(f"| {name} | " + " | ".join(f"{rates[c]['recall']:.2f} / {rates[c]['precision']:.2f}"
                                                 for c in channels) + " |")
-    lines += ["", f"Command: `python benchmarks/bench_imagined_objects.py {' '.join(sys.argv[1:])}`"]
-    text = "\n".join(lines)
-    print(text)
-    if args.results:
-        Path(args.results).write_text(text + "\n")
+    publish(lines, args.results)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,9 @@ from dreamer_model.eval.envs import EnvSettings
 from dreamer_model.eval.policies import AgentPolicy, BehaviourPolicy, keep_rows
 from dreamer_model.eval.runner import evaluate
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.published import publish  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -194,11 +197,7 @@ def main() -> None:
     for teacher, label in ((True, "recorded (teacher forcing)"), (False, "its own")):
         early, late = (np.concatenate(offline[teacher][p]) for p in ("early", "late"))
         lines.append(f"| {label} | {early.mean():.3f} ({len(early)}) | {late.mean():.3f} ({len(late)}) |")
-    lines += ["", f"Command: `python benchmarks/bench_ladder.py {' '.join(sys.argv[1:])}` ({time.time() - began:.0f} s)."]
-    text = "\n".join(lines)
-    print(text)
-    if args.results:
-        Path(args.results).write_text(text + "\n")
+    publish(lines, args.results, f" ({time.time() - began:.0f} s).")
 
 
 if __name__ == "__main__":

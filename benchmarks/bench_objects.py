@@ -25,6 +25,9 @@ import torch
 import yaml
 import zarr
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.published import publish  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VARIANTS = [
     "plain-8=tokenizer.focal_gamma=0,tokenizer.latent_tokens=8",
@@ -120,11 +123,7 @@ def main() -> None:
         cells = " | ".join(f"{row['objects'][c]['recall']:.3f} / {row['objects'][c]['precision']:.3f}" for c in channels)
         lines.append(f"| {row['name']} | `{' '.join(row['overrides'])}` | {row['psnr']:.2f} | {cells} | "
                      f"{row['cpu_seconds'] / base['cpu_seconds']:.2f} |")
-    lines += ["", f"Command: `python benchmarks/bench_objects.py {' '.join(sys.argv[1:])}`"]
-    text = "\n".join(lines)
-    print(text)
-    if args.results:
-        Path(args.results).write_text(text + "\n")
+    publish(lines, args.results)
 
 
 if __name__ == "__main__":
