@@ -38,28 +38,10 @@ from dreamer_model.eval.policies import AgentPolicy, BehaviourPolicy, keep_rows
 from dreamer_model.eval.runner import evaluate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.probe_latents import fit  # noqa: E402
 from benchmarks.published import publish  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def mlp(inputs: int, actions: int) -> torch.nn.Module:
-    return torch.nn.Sequential(torch.nn.Linear(inputs, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
-                               torch.nn.ReLU(), torch.nn.Linear(256, actions))
-
-
-def fit(x: torch.Tensor, y: torch.Tensor, rows: np.ndarray, actions: int, steps: int, seed: int) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    net = mlp(x.shape[1], actions)
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
-    rows_t = torch.from_numpy(rows)
-    for _ in range(steps):
-        batch = rows_t[torch.randint(len(rows_t), (256,))]
-        loss = torch.nn.functional.cross_entropy(net(x[batch]), y[batch])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return net.eval()
 
 
 class MLPPolicy:
@@ -138,12 +120,15 @@ def main() -> None:
     settings = EnvSettings(**env_settings(manifest, args.store)).checked()
     tokenizer = build_tokenizer(tokenizer_record(manifest["latents"], args.store)).eval()
     y = torch.from_numpy(group["data/actions/discrete"][:])
-    rows = np.flatnonzero(group["data/has_action"][:])
+    has_action = group["data/has_action"][:].astype(bool)
     n_actions = int(manifest["actions"]["discrete"]["size"])
     features = {"grid": group["data/obs_grid"][:], "pixels": group["data/frames"][:] / np.float32(255.0),
                 "latents": group["data/latents"][:]}
-    nets = {name: fit(torch.from_numpy(x.astype(np.float32)).flatten(1), y, rows, n_actions, args.mlp_steps, 0)
-            for name, x in features.items()}
+    nets = {}
+    for name, x in features.items():
+        torch.manual_seed(0)
+        nets[name] = fit(torch.from_numpy(x.astype(np.float32)).flatten(1), y, has_action, n_actions,
+                         args.mlp_steps).eval()
 
     bc, bc_state = load_agent(args.bc)
     dreamer, dreamer_state = load_agent(args.dreamer)
