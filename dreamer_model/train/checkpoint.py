@@ -3,6 +3,14 @@
 A checkpoint holds everything a bit-exact resume needs (model, optimizer, loss normalisers, step,
 config; the data order and the patch masks are pure functions of (seed, step), see the trainer)
 plus ``model_hash``, the identity of the weights that ``tokenize`` records in a store's manifest.
+
+Checkpoints are loaded with ``torch.load(weights_only=True)``: a ``.pt`` file is a pickle, and a full
+unpickle runs whatever code the file names, so a checkpoint from someone else could run code before any
+check of ours. What we save is plain data only (dicts, lists, tuples, str/int/float/bool/None, tensors,
+``state_dict()`` OrderedDicts of models and optimizers), which ``weights_only`` accepts with no allow-list;
+``save_checkpoint`` checks that by loading the bytes back before it writes, so no run can write a
+checkpoint that its own resume would refuse. A file that ``weights_only`` refuses is reported as such,
+and nothing in it has run.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import re
 import tempfile
 from pathlib import Path
@@ -53,6 +62,12 @@ def save_checkpoint(run_dir: str | Path, step: int, state: dict[str, Any], keep:
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save(state, buffer)
+    buffer.seek(0)
+    try:  # the check load_checkpoint makes, here so that a non-plain value fails the saver, not a resume
+        torch.load(buffer, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise TypeError(f"checkpoint state for {path} holds a value that weights_only loading refuses; "
+                        f"save plain types (dict, list, str, int, float, tensor) instead: {error}") from None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -82,10 +97,19 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def load_checkpoint(path: str | Path, kind: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load and check a checkpoint written by the ``kind`` trainer (e.g. "tokenizer")."""
+    """Load and check a checkpoint written by the ``kind`` trainer (e.g. "tokenizer").
+
+    ``weights_only=True`` (see the module docstring): a file holding anything but plain data and tensors
+    is refused with a ``ModelError`` before any object in it is built.
+    """
     path = resolve_checkpoint(path)
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:  # weights_only refused an object before constructing it
+        named = re.search(r"GLOBAL (\S+)", str(error))
+        what = f" ({named.group(1)})" if named else ""
+        raise ModelError(f"{path}: refused, not loaded: it holds objects a checkpoint may not contain{what}, "
+                         "which would run code when loaded; nothing in it was run") from None
     except Exception as error:  # torch.load raises many types for a torn or foreign file
         raise ModelError(f"{path}: unreadable checkpoint ({type(error).__name__}: {error})") from None
     if not isinstance(state, dict) or state.get("kind") != kind:
