@@ -18,7 +18,7 @@ import zarr
 import makers
 from conftest import assert_same_store, cli_command, leftovers, read_manifest, run_cli
 
-N_EPISODES, N_FRAMES = 12, 40  # enough decoding left after the first commit to interrupt reliably under load
+N_EPISODES, N_FRAMES = 24, 40  # decoding left after the first commit to interrupt under load (12 was too few)
 
 
 @pytest.fixture(scope="module")
