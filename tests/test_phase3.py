@@ -25,6 +25,20 @@ def test_phase3_logs_every_term_every_step(tmp_path_factory):
         assert abs(row["pmpo_negative"] + row["pmpo_positive"] + row["pmpo_kl_term"] - row["policy_loss"]) < 1e-4
     warmup = CONFIGS["phase3.yaml"]["value_warmup"]
     assert [r["policy_updated"] for r in train] == [0.0] * warmup + [1.0] * (STEPS["phase3"] - warmup)
+    # π starts as a copy of the phase-2 policy π_prior and only a policy update moves it. Steps 1 … warmup + 1 compute
+    # their loss before any update (step warmup + 1 is the first to update, after its loss): the two heads are the
+    # same network on the same states, so KL[π ‖ π_prior] is exactly 0 and the entropies are equal. From the next
+    # step on π has moved: the KL is positive (measured 3e-6 and 1.2e-5 at steps 4 and 5).
+    unmoved = warmup + 1
+    assert 0 < unmoved < STEPS["phase3"]
+    for row in train[:unmoved]:
+        assert row["kl_prior"] == 0.0 and row["pmpo_kl_term"] == 0.0, row
+        assert row["policy_entropy"] == row["prior_entropy"], row
+    assert all(row["kl_prior"] > 0.0 for row in train[unmoved:]), [row["kl_prior"] for row in train]
+    # eq. 11's KL term is β times the (same-weighted) mean KL; phase3.yaml keeps the paper's β = 0.3
+    assert "beta" not in CONFIGS["phase3.yaml"].get("agent", {})
+    for row in train:
+        assert math.isclose(row["pmpo_kl_term"], 0.3 * row["kl_prior"], rel_tol=1e-4, abs_tol=1e-12), row
     heldout = [r for r in rows if r["split"] == "heldout"][-1]
     assert math.isfinite(heldout["imagined_return_policy"]) and math.isfinite(heldout["imagined_return_prior"])
 
@@ -38,9 +52,12 @@ def test_only_policy_and_value_heads_train_and_the_prior_is_the_bc_policy(tmp_pa
     assert changed and all(name.startswith(("policy.", "value.")) for name in changed), sorted(changed)
     assert any(name.startswith("policy.") for name in changed) and any(name.startswith("value.") for name in changed)
     prior = {f"policy.{name}": value for name, value in after["prior_policy"].items()}
-    # the prior is the whole phase-2 policy head, unchanged (not an empty or partial dict)
-    assert set(prior) == {name for name in before["model"] if name.startswith("policy.")}
-    assert all(torch.equal(value, before["model"][name]) for name, value in prior.items())
+    # the prior is the whole phase-2 policy head, unchanged (not an empty or partial dict), while the policy it
+    # anchors moved (``changed`` holds policy weights, above)
+    head = {name for name in before["model"] if name.startswith("policy.")}
+    assert prior and set(prior) == head and any(name.endswith(".weight") for name in head), sorted(prior)
+    for name, value in prior.items():
+        assert torch.equal(value, before["model"][name]), name
     assert after["tokenizer"]["model_hash"] == before["tokenizer"]["model_hash"] and after["env"] == before["env"]
 
 
