@@ -92,9 +92,10 @@ def configs(env: str, cpu: bool) -> dict[str, dict]:
     return {
         # One frame per window, 32 windows per step: in equal wall time this reached a higher held-out PSNR on
         # breakout (23.4 dB after 150 s) than 4-frame windows (21.7 dB); time is the world model's job.
-        # Focal weighting (γ = 1) of the pixel loss and 16 latent tokens: at 4,000 steps plain MSE with 8 tokens drew
-        # breakout's ball in 46 % of its held-out cells (27.2 dB), focal in 81-82 % (28.9-29.6 dB), focal with 16
-        # tokens in 98 % (34.9 dB); phase 1 packs them two to a token, so the world model still sees 8 per frame.
+        # Focal weighting (γ = 1) of the pixel loss and 16 latent tokens: at 4,000 steps (benchmarks/bench_objects.py)
+        # plain MSE drew breakout's ball in 12 % (8 tokens) / 41 % (16 tokens) of its unseen cells, 46 % in an
+        # earlier plain run; focal in 82 % / 98 % (29.6 / 34.9 dB); phase 1 packs the 16 two to a token, so the
+        # world model still sees 8 per frame.
         "tokenizer": {"tokenizer": {"height": size, "width": size, "patch": patch, "latent_tokens": 16, "latent_dim": 16,
                                     "context": 1, "mask_max": 0.0, "lpips_weight": 0.0, "focal_gamma": 1.0,
                                     "encoder": MICRO, "decoder": MICRO},

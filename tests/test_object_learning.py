@@ -4,12 +4,10 @@ Real data (the ``breakout_store`` fixture: 16 noisy-scripted MinAtar breakout ep
 quickstart's own configs (``dreamer_model.quickstart.configs``) and its real trainers, at fixed step
 counts instead of its wall-clock budget, so the result does not depend on the machine's speed:
 tokenizer → tokenize → phase 1 (world model) → phase 2 (BC + reward heads). One pipeline is built per
-module (three to five minutes on one core, most of it phase 2) and three tests read it:
+module (three to five minutes on one core, most of it phase 2) and two tests read it:
 
 * the tokenizer's held-out ball-cell recall (scored by its trainer against the store's lossless grid,
   ``eval/objects.py``) clears a floor that the paper's plain MSE does not reach in the same steps;
-* phase 2's held-out BC NLL is below the entropy of the held-out actions' frequencies (what a head that
-  ignores the frames reaches);
 * the phase-2 BC policy, playing real MinAtar breakout from pixels, beats the uniform random policy on
   the same environment seeds by several paired standard errors. A blind tokenizer (plain MSE at this
   budget) gave BC 0.20 against random's 0.42-0.57 in the quickstart, so this fails when the agent
@@ -35,7 +33,6 @@ PHASE2_STEPS = 800
 # precision 0.56 / 0.78 (seeds 0 / 1); plain MSE (focal_gamma 0) recall 0.16, precision 0.43.
 # (The 15-minute quickstart reaches 0.99 / 0.99.)
 BALL_RECALL_FLOOR = 0.3
-BC_NLL_MARGIN = 0.15  # nats; measured held-out BC NLL 0.92 against the held-out action entropy 1.28
 EVAL_EPISODES = 300  # paired: episode i plays the same environment seed under both policies
 EVAL_SEED = 123
 # Measured on this pipeline over these 300 paired episodes: BC (greedy) 2.81 vs random 0.53, difference
@@ -69,9 +66,9 @@ def pipeline(breakout_store, tmp_path_factory) -> dict:
     tokenize_store(str(store), TokenizerFrameEncoder.from_checkpoint(str(out / "tokenizer"), device="cpu"), overwrite=True)
     train_phase1(Phase1TrainOptions(data=str(store), out=str(out / "phase1"), steps=PHASE1_STEPS,
                                     config=stage_config(out, "phase1"), seed=0, device="cpu"))
-    phase2 = train_phase2(Phase2TrainOptions(data=str(store), wm=str(out / "phase1"), out=str(out / "phase2"), tasks=["reward"],
+    train_phase2(Phase2TrainOptions(data=str(store), wm=str(out / "phase1"), out=str(out / "phase2"), tasks=["reward"],
                                     steps=PHASE2_STEPS, config=stage_config(out, "phase2"), seed=0, device="cpu"))
-    return {"store": store, "tokenizer": tokenizer, "phase2": out / "phase2", "phase2_heldout": phase2}
+    return {"store": store, "tokenizer": tokenizer, "phase2": out / "phase2"}
 
 
 def test_tokenizer_draws_the_one_cell_ball(pipeline):
@@ -79,24 +76,6 @@ def test_tokenizer_draws_the_one_cell_ball(pipeline):
     assert heldout["recall/ball"] >= BALL_RECALL_FLOOR, heldout
     assert heldout["precision/ball"] >= BALL_RECALL_FLOOR, heldout
     assert heldout["recall/paddle"] >= 0.9 and heldout["recall/brick"] >= 0.9, heldout
-
-
-def test_bc_reads_the_frames_not_only_the_action_frequencies(pipeline):
-    """A head that ignored the frames could at best predict the held-out actions' own frequencies:
-    its NLL would be their entropy. Restated here from the store's actions (plain zarr)."""
-    import zarr
-
-    from dreamer_model.train.checkpoint import load_checkpoint
-
-    heldout_ids = set(load_checkpoint(pipeline["phase2"], "agent")["data"]["heldout"])
-    manifest = json.loads((pipeline["store"] / "manifest.json").read_text())
-    group = zarr.open_group(str(pipeline["store"]), mode="r")
-    actions, has_action = group["data/actions/discrete"][:], group["data/has_action"][:].astype(bool)
-    heldout = np.concatenate([actions[e["start"]:e["end"]][has_action[e["start"]:e["end"]]]
-                              for e in manifest["episodes"] if e["id"] in heldout_ids])
-    frequency = np.bincount(heldout, minlength=6) / len(heldout)
-    entropy = float(-(frequency[frequency > 0] * np.log(frequency[frequency > 0])).sum())  # measured 1.28 nats
-    assert pipeline["phase2_heldout"]["bc_nll"] < entropy - BC_NLL_MARGIN, (pipeline["phase2_heldout"], entropy)
 
 
 def test_bc_beats_random_in_the_real_game(pipeline):
