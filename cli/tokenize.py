@@ -23,11 +23,20 @@ def tokenize_command(
     from dreamer_model.train.distributed import pick_device
 
     encoder = TokenizerFrameEncoder.from_checkpoint(ckpt, device=pick_device(device))
-    with progress_bar() as bar:
-        task = bar.add_task("tokenize", total=None, detail="")
-        report = tokenize_store(store, encoder, batch_frames=batch, overwrite=overwrite,
-                                progress=lambda done, total, frames: bar.update(
-                                    task, completed=done, total=total, detail=f"{frames} frames"))
+    bar, task = progress_bar(), None
+
+    def show(done: int, total: int, frames: int) -> None:
+        nonlocal task
+        if task is None:  # first call: the store's writer lock is held, so a refusal never leaves a bar behind
+            bar.start()
+            task = bar.add_task("tokenize", total=None, detail="")
+        bar.update(task, completed=done, total=total, detail=f"{frames} frames")
+
+    try:
+        report = tokenize_store(store, encoder, batch_frames=batch, overwrite=overwrite, progress=show)
+    finally:
+        if task is not None:
+            bar.stop()
     shape = "x".join(map(str, encoder.latent_shape))
     if report.already_done:
         stderr.print(f"{store}: already holds latents of this checkpoint ({encoder.checkpoint_hash}); nothing to do",

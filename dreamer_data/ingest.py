@@ -22,7 +22,7 @@ from .sources.base import EpisodeRef, Source
 from .store.location import StoreLocation
 from .store.manifest import new_manifest
 from .store.staging import EpisodeStager, StagedEpisode, find_staged
-from .store.wds import add_shards
+from .store.wds import add_shards_locked
 from .store.writer import StoreWriter
 from .workers import init_worker
 
@@ -150,12 +150,13 @@ def ingest(source: Source, out: str, plan: IngestPlan, progress: Progress | None
 
     try:
         _run_in_order(source, todo, source_index, root, plan.workers, finished)
+        if plan.clip_length:  # still under the writer lock: no other writer between the episodes and shards
+            writer.flush()
+            writer.update(wds=add_shards_locked(location, plan.clip_length))
     finally:
         writer.close()
         if not any(root.iterdir()):
             shutil.rmtree(root, ignore_errors=True)
-    if plan.clip_length:
-        add_shards(out, plan.clip_length)
     return report
 
 

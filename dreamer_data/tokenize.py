@@ -8,6 +8,8 @@ context from one batch to the next but never across episodes.
 Writing follows the store's rules. ``data/latents`` (N, S_z, D_z) float16 is written episode by
 episode; after each episode a small progress file (checkpoint hash + per-episode checksums) is
 replaced atomically, so a rerun with the same checkpoint resumes at the first unfinished episode.
+The whole run holds the store's writer lock (``StoreLocation.lock_for_writing``), like ingest and
+merge: a second writer is refused at once and the manifest read at the start is the one saved at the end.
 The manifest lists the field (with its checksums, so ``verify`` covers it, and a ``latents`` entry
 with the checkpoint hash and latent shape) only once every row is written; replacing latents of
 another checkpoint (``overwrite``) unlists the old ones first, so a reader never sees a mix.
@@ -111,12 +113,22 @@ def tokenize_store(store: str, encoder: FrameEncoder, *, batch_frames: int = DEF
                    progress: Callable[[int, int, int], None] | None = None) -> TokenizeReport:
     """Encode every frame of ``store`` into ``data/latents``; resumable, published atomically.
 
-    ``progress(episodes_done, episodes_total, frames_done)`` is called after each episode."""
+    ``progress(episodes_done, episodes_total, frames_done)`` is called once when the work starts (under
+    the writer lock; a refused run never calls it) and after each episode."""
     if batch_frames < 1:
         raise StoreError(f"batch size must be >= 1, got {batch_frames}")
     began = time.perf_counter()
     location = StoreLocation(store)
-    reader = StoreReader(location)
+    StoreReader(location)  # refuse a path that is not a store before the lock creates anything there
+    with location.writing():  # the store's one writer lock, for the whole run; refused at once if held
+        return _tokenize_locked(location, encoder, began, batch_frames, overwrite, compression_level, progress)
+
+
+def _tokenize_locked(location: StoreLocation, encoder: FrameEncoder, began: float, batch_frames: int,
+                     overwrite: bool, compression_level: int,
+                     progress: Callable[[int, int, int], None] | None) -> TokenizeReport:
+    store = location.root
+    reader = StoreReader(location)  # read under the lock: the manifest no other writer can change now
     manifest = reader.manifest
     check_fits(reader, encoder)
     latent_shape = tuple(int(v) for v in encoder.latent_shape)
@@ -147,6 +159,8 @@ def tokenize_store(store: str, encoder: FrameEncoder, *, batch_frames: int = DEF
     episodes = reader.episodes
     resumed_from = sum(1 for episode in episodes if episode["id"] in state["checksums"])
     encoded_frames = encoded_episodes = 0
+    if progress:  # the lock is held and the work is known: a caller may start its progress display now
+        progress(resumed_from, len(episodes), 0)
 
     for index, episode in enumerate(episodes):
         if episode["id"] in state["checksums"]:

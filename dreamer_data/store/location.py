@@ -4,11 +4,41 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import fsspec
 import zarr
 from fsspec.core import url_to_fs
+
+
+WRITE_LOCK = ".write.lock"
+
+
+class WriteLock:
+    """A held writer lock (see ``StoreLocation.lock_for_writing``); ``release()`` lets the next writer in."""
+
+    def __init__(self, handle):
+        self._handle = handle
+
+    @property
+    def held(self) -> bool:
+        return self._handle is not None
+
+    def release(self) -> None:
+        if self._handle is None:
+            return
+        try:
+            self._handle.seek(0)
+            self._handle.truncate()  # the pid goes with the lock
+        except OSError:
+            pass
+        self._handle.close()  # closing the file drops the flock
+        self._handle = None
+
+    # StoreWriter and older callers closed the file object the lock used to be
+    close = release
 
 
 def _umask() -> int:
@@ -75,7 +105,7 @@ class StoreLocation:
         """Refuse to create a store where other files already live (never overwrite a user's folder)."""
         if not self.exists():
             return
-        ours = {".write.lock", ".staging"}
+        ours = {WRITE_LOCK, ".staging"}
         found = [p for p in self.fs.ls(self.fs_root, detail=False) if p.rstrip("/").rsplit("/", 1)[-1] not in ours]
         if found:
             from ..errors import StoreError
@@ -83,25 +113,50 @@ class StoreLocation:
             raise StoreError(f"{self.root}: exists and is not a dreamer store (no manifest.json); "
                              f"refusing to write into it")
 
-    def lock_for_writing(self):
-        """Hold an exclusive lock on a local store (released by ``close()`` or when the process dies).
+    def lock_for_writing(self) -> "WriteLock | None":
+        """Take the store's one exclusive writer lock, or refuse at once if another writer holds it.
 
-        Object stores have no such lock: run one writer per store URL there.
+        Every command that writes a store (ingest, tokenize, merge, shards) holds it for its whole
+        write. It is an ``flock`` on ``.write.lock``: the kernel drops it when the holder exits or is
+        killed, so a lock left by a dead process never blocks the next writer (the file may stay;
+        it is not the lock). The holder's pid is written into the file for the refusal message.
+        Object stores have no such lock: run one writer per store URL there (returns None).
         """
         if self.local_path is None:
             return None
         import fcntl
 
         self.local_path.mkdir(parents=True, exist_ok=True)
-        handle = open(self.local_path / ".write.lock", "a")
+        path = self.local_path / WRITE_LOCK
+        handle = open(path, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
             from ..errors import StoreError
 
-            raise StoreError(f"{self.root}: another process is writing this store") from None
-        return handle
+            try:
+                pid = path.read_text().strip()
+            except OSError:
+                pid = ""
+            holder = f" (pid {pid})" if pid.isdigit() else ""
+            raise StoreError(f"{self.root}: another writer{holder} holds this store's write lock; nothing was "
+                             f"changed: wait for it to finish, then rerun") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        return WriteLock(handle)
+
+    @contextmanager
+    def writing(self) -> Iterator["WriteLock | None"]:
+        """``lock_for_writing`` for a ``with`` block: held for the block, released however it ends."""
+        lock = self.lock_for_writing()
+        try:
+            yield lock
+        finally:
+            if lock is not None:
+                lock.release()
 
     def zarr_store(self, read_only: bool) -> zarr.abc.store.Store:
         if self.local_path is not None:

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import StoreError
 from .location import StoreLocation
 from .reader import StoreReader
-from .wds import add_shards
+from .wds import add_shards_locked
 from .writer import StoreWriter
 
 
@@ -61,8 +61,9 @@ def merge_stores(parts: list[str], out: str, compression_level: int = 3,
             if progress:
                 progress(done, len(episodes))
         writer.update(failed=[failure for reader in readers for failure in reader.manifest["failed"]])
+        if first.get("wds"):  # still under the writer lock
+            writer.flush()
+            writer.update(wds=add_shards_locked(writer.location, first["wds"]["clip_length"]))
     finally:
         writer.close()
-    if first.get("wds"):
-        writer.manifest["wds"] = add_shards(out, first["wds"]["clip_length"])
     return writer.manifest

@@ -110,10 +110,23 @@ def export_shards(reader: StoreReader, clip_length: int = DEFAULT_CLIP_LENGTH,
 
 
 def add_shards(root: str, clip_length: int = DEFAULT_CLIP_LENGTH) -> dict:
-    """Shard every episode of the store at ``root`` not yet in a shard, and publish them in the manifest."""
+    """Shard every episode of the store at ``root`` not yet in a shard, and publish them in the manifest.
+
+    Takes the store's writer lock; a writer that already holds it (ingest, merge) calls
+    ``add_shards_locked`` instead."""
+    from .location import StoreLocation
+
+    location = StoreLocation(root)
+    StoreReader(location)  # refuse a path that is not a store before the lock creates anything there
+    with location.writing():
+        return add_shards_locked(location, clip_length)
+
+
+def add_shards_locked(location, clip_length: int = DEFAULT_CLIP_LENGTH) -> dict:
+    """``add_shards`` for a caller that holds the store's writer lock."""
     from .manifest import save_manifest
 
-    reader = StoreReader(root)
+    reader = StoreReader(location)
     reader.manifest["wds"] = export_shards(reader, clip_length=clip_length)
     save_manifest(reader.location, reader.manifest)
     return reader.manifest["wds"]

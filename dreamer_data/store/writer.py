@@ -74,23 +74,28 @@ class StoreWriter:
         self.fields = manifest_fields(template)
         self.pending: list[EpisodeRows] = []
         self.last_flush = time.monotonic()
-        self._lock = location.lock_for_writing()
-        if location.exists(MANIFEST_FILE):
-            self.manifest = load_manifest(location)
-            self._check_compatible(template)
-            self.manifest["part"] = template.get("part")  # a rerun may raise --limit to grow the store
-            self.group = zarr.open_group(location.zarr_store(read_only=False), mode="r+")
-            self._truncate_to_manifest()
-        else:
-            self.manifest = template
-            location.require_empty()
-            self.group = zarr.open_group(location.zarr_store(read_only=False), mode="a")
-            self.group.attrs["dreamer_store"] = {"format_version": template["format_version"],
-                                                 "manifest": MANIFEST_FILE}
-            for spec in self.fields.values():
-                create_field_array(self.group, spec, 0, compression_level)
-            self.group.create_array(EPISODE_ENDS, shape=(0,), chunks=(65536,), dtype="int64", overwrite=True)
-            save_manifest(location, self.manifest)
+        self._lock = location.lock_for_writing()  # held until close(): one writer per store
+        try:
+            if location.exists(MANIFEST_FILE):
+                self.manifest = load_manifest(location)
+                self._check_compatible(template)
+                self.manifest["part"] = template.get("part")  # a rerun may raise --limit to grow the store
+                self.group = zarr.open_group(location.zarr_store(read_only=False), mode="r+")
+                self._truncate_to_manifest()
+            else:
+                self.manifest = template
+                location.require_empty()
+                self.group = zarr.open_group(location.zarr_store(read_only=False), mode="a")
+                self.group.attrs["dreamer_store"] = {"format_version": template["format_version"],
+                                                     "manifest": MANIFEST_FILE}
+                for spec in self.fields.values():
+                    create_field_array(self.group, spec, 0, compression_level)
+                self.group.create_array(EPISODE_ENDS, shape=(0,), chunks=(65536,), dtype="int64", overwrite=True)
+                save_manifest(location, self.manifest)
+        except BaseException:  # a refused or broken open lets the next writer in at once
+            if self._lock is not None:
+                self._lock.release()
+            raise
         self.arrays = {name: self.group[spec.path] for name, spec in self.fields.items()}
         self.committed_ids = {episode["id"] for episode in self.manifest["episodes"]}
         self.total = self.manifest["episodes"][-1]["end"] if self.manifest["episodes"] else 0
@@ -163,5 +168,5 @@ class StoreWriter:
         """Publish what is committed and let other writers in."""
         self.flush()
         if self._lock is not None:
-            self._lock.close()
+            self._lock.release()
             self._lock = None
