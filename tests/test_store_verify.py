@@ -110,3 +110,49 @@ def test_each_problem_is_its_own_line_and_counted(store):
     assert result.returncode == 1
     assert f"{store}: 2 problem(s)" in result.stderr.replace("\n", "")
     assert np.count_nonzero([line.startswith("verify: ") for line in result.stderr.splitlines()]) == 2
+
+
+def zstd_garbled(chunk) -> None:
+    """Flip bits of a chunk's zstd magic number: the codec itself fails (its message names no file)."""
+    data = bytearray(chunk.read_bytes())
+    data[0] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("array, chunk, episodes", [
+    ("meta/episode_ends", "meta/episode_ends/c/0", 1),
+    ("data/frames", "data/frames/c/3/0/0/0", 1),  # episode 1's rows only
+    ("data/actions/buttons", "data/actions/buttons/c/0/0", 3),  # one chunk holds all three episodes: a line each
+])
+def test_an_undecodable_chunk_is_one_line_naming_the_store_and_the_array(store, array, chunk, episodes):
+    zstd_garbled(store / chunk)
+    status, lines = verify_lines(store)
+    assert status == 1 and len(lines) == episodes, lines
+    assert all(line.startswith(f"verify: {store}: {array}") and "unreadable" in line for line in lines)
+
+
+@pytest.mark.parametrize("metadata, named", [
+    ("zarr.json", "zarr.json (the root group)"),
+    ("data/frames/zarr.json", "data/frames"),
+    ("meta/episode_ends/zarr.json", "meta/episode_ends"),
+])
+def test_a_corrupt_zarr_json_is_one_line_naming_the_store_and_the_array(store, metadata, named):
+    (store / metadata).write_text('{"zarr_format": 3, "node_t')
+    status, lines = verify_lines(store)
+    assert status == 1 and len(lines) == 1, lines
+    assert lines[0].startswith(f"verify: {store}: {named} unreadable")
+
+
+def test_an_undecodable_latents_chunk_names_data_latents(tmp_path):
+    from test_tokenize_store import make_frame_store, mini_encoder
+    from dreamer_data.tokenize import tokenize_store
+
+    store = make_frame_store(tmp_path / "store")
+    tokenize_store(store, mini_encoder())
+    assert verify_lines(store) == (0, [])
+    chunks = sorted((tmp_path / "store" / "data" / "latents" / "c").rglob("*"))
+    zstd_garbled(next(chunk for chunk in chunks if chunk.is_file()))
+    status, lines = verify_lines(store)
+    assert status == 1 and lines, lines
+    assert all(line.startswith(f"verify: {store}: data/latents rows of episode ") and "unreadable" in line
+               for line in lines)

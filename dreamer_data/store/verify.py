@@ -12,12 +12,20 @@ from .reader import StoreReader
 from .writer import EPISODE_ENDS
 
 
+def _unreadable(where: str, what: str, error: Exception) -> str:
+    """One line naming the store and the array: a corrupt chunk or zarr.json surfaces as a codec, JSON or
+    zarr error of any type, whose own message names neither."""
+    return f"{where}: {what} unreadable ({type(error).__name__}: {error})"
+
+
 def verify_store(root: str, progress: Callable[[int, int], None] | None = None) -> list[str]:
     """Return one line per problem found (empty list: the store is intact)."""
     try:
         reader = StoreReader(root)
     except StoreError as error:
         return [str(error)]
+    except Exception as error:  # a corrupt root zarr.json surfaces as a JSON or zarr error
+        return [_unreadable(root, "zarr.json (the root group)", error)]
     problems: list[str] = []
     episodes, total = reader.episodes, reader.total_frames
     where = reader.location.root
@@ -32,16 +40,22 @@ def verify_store(root: str, progress: Callable[[int, int], None] | None = None) 
         problems.append(f"{where}: manifest totals say {total} frames but episodes end at {expected_start}")
     try:
         ends = reader.group[EPISODE_ENDS][:]
-        if not np.array_equal(ends, [e["end"] for e in episodes]):
-            problems.append(f"{where}: {EPISODE_ENDS} does not match the manifest's episode ends")
     except KeyError:
         problems.append(f"{where}: {EPISODE_ENDS} is missing")
+    except Exception as error:
+        problems.append(_unreadable(where, EPISODE_ENDS, error))
+    else:
+        if not np.array_equal(ends, [e["end"] for e in episodes]):
+            problems.append(f"{where}: {EPISODE_ENDS} does not match the manifest's episode ends")
 
     for name, spec in reader.fields.items():
         try:
             array = reader.array(name)
         except StoreError as error:
             problems.append(str(error))
+            continue
+        except Exception as error:  # its zarr.json is corrupt
+            problems.append(_unreadable(where, spec.path, error))
             continue
         # Rows past the manifest's end (left by an interrupted writer) are invisible by the format's rules.
         if (array.shape[0] < total or tuple(array.shape[1:]) != spec.shape
@@ -58,8 +72,8 @@ def verify_store(root: str, progress: Callable[[int, int], None] | None = None) 
             try:
                 for rows in reader.iter_rows(name, episode["start"], episode["end"]):
                     digest.update(np.ascontiguousarray(rows).tobytes())
-            except Exception as error:  # a corrupt chunk surfaces as a codec error of any type
-                problems.append(f"{where}: {spec.path} rows of episode {episode['id']} unreadable ({error})")
+            except Exception as error:
+                problems.append(_unreadable(where, f"{spec.path} rows of episode {episode['id']}", error))
                 continue
             if f"sha256:{digest.hexdigest()}" != expected:
                 problems.append(f"{where}: {spec.path} of episode {episode['id']} "
