@@ -2,7 +2,7 @@
 are what today's trainers write.
 
 ``tests/data/old_checkpoints/`` was written by ``tests/checkpoint_pipeline.py`` with the trainers of commit
-589127e (see that module): each stage's final checkpoint, its logged per-step losses, and the outputs of
+ec4996e (see that module): each stage's final checkpoint, its logged per-step losses, and the outputs of
 every loaded model on fixed inputs.
 """
 
