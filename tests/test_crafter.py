@@ -11,7 +11,8 @@ import zarr
 
 from conftest import read_manifest, run_cli
 from dreamer_data.collect.collector import CollectConfig, collect_episode
-from dreamer_data.collect.crafter_env import ACHIEVEMENTS, INVENTORY_ITEMS, DeterministicCrafter
+from dreamer_data.collect.crafter_env import (ACHIEVEMENTS, INVENTORY_ITEMS, OBJECT_IDS, SEMANTIC_CLASSES,
+                                             DeterministicCrafter)
 from dreamer_data.collect.replay import mismatches, replay
 from dreamer_data.collect.scores import crafter_score, episode_unlocks, success_rates
 from dreamer_data.errors import DreamerDataError
@@ -38,21 +39,31 @@ def rows_of(group: zarr.Group, index: int) -> dict[str, np.ndarray]:
     ends = group["meta/episode_ends"][:]
     start, end = (0 if index == 0 else int(ends[index - 1])), int(ends[index])
     names = ("frames", "actions/discrete", "rewards", "is_terminal", "has_action", "is_null_action", "achievements",
-             "inventory")
-    return {name: group[f"data/{name}"][start:end] for name in names}
+             "inventory", "semantic")
+    return {name: group[f"data/{name}"][start:end] for name in names if name in group["data"]}
+
+
+def tile_ids(env: DeterministicCrafter) -> list[list[int]]:
+    """The 9x7 view's ids, read tile by tile as Crafter's LocalView places them (world cell
+    player + (column, row) - (4, 3) at tile (row, column); 0 outside the world)."""
+    world, (px, py) = env._sem_view(), env._player.pos
+    return [[int(world[px + column - 4, py + row - 3]) if 0 <= px + column - 4 < 64 and 0 <= py + row - 3 < 64 else 0
+             for column in range(9)] for row in range(7)]
 
 
 def test_store_equals_the_real_game_step_by_step(crafter_store):
-    """Stepping Crafter by hand with the stored actions gives the stored frames, rewards, flags."""
+    """Stepping Crafter by hand with the stored actions gives the stored frames, rewards, flags, tile ids."""
     group = zarr.open_group(str(crafter_store), mode="r")
     manifest = read_manifest(crafter_store)
     assert manifest["observation"]["achievements"] == list(ACHIEVEMENTS)
+    assert manifest["observation"]["semantic_classes"] == list(SEMANTIC_CLASSES)
     assert manifest["actions"]["discrete"]["names"][:2] == ["noop", "move_left"]
     endings = set()
     for index, entry in enumerate(manifest["episodes"]):
         notes, rows = entry["notes"], rows_of(group, index)
         env = DeterministicCrafter(seed=notes["env_seed"], length=notes["length"])
         frames, rewards, terminals, unlocked, inventories = [env.reset()], [], [], [], []
+        tiles = [tile_ids(env)]
         counts = dict.fromkeys(ACHIEVEMENTS, 0)
         inventories.append([9, 9, 9, 9] + [0] * 12)
         for action in rows["actions/discrete"][rows["has_action"] == 1]:
@@ -63,12 +74,15 @@ def test_store_equals_the_real_game_step_by_step(crafter_store):
             unlocked.append([info["achievements"][name] - counts[name] for name in ACHIEVEMENTS])
             counts = info["achievements"]
             inventories.append([info["inventory"][name] for name in INVENTORY_ITEMS])
+            tiles.append(tile_ids(env))
         assert done
         np.testing.assert_array_equal(rows["frames"], np.array(frames))
         np.testing.assert_array_equal(rows["rewards"], np.array(rewards + [0], np.float32))
         np.testing.assert_array_equal(rows["is_terminal"], np.array(terminals + [False], np.uint8))
         np.testing.assert_array_equal(rows["achievements"], np.array(unlocked + [[0] * 22], np.uint8))
         np.testing.assert_array_equal(rows["inventory"], np.array(inventories, np.uint8))
+        np.testing.assert_array_equal(rows["semantic"], np.array(tiles, np.uint8))
+        assert (rows["semantic"][:, 3, 4] == OBJECT_IDS["player"]).all()  # the view is centred on the player
         assert rows["has_action"].tolist() == [1] * len(rewards) + [0]
         actions = rows["actions/discrete"]
         assert rows["is_null_action"].tolist() == [int(a == 0) for a in actions[:-1]] + [1]
@@ -85,7 +99,8 @@ def test_replay_from_store_notes(crafter_store):
         recorded = {"frames": reader.episode("frames", index), "rewards": reader.episode("rewards", index),
                     "is_terminal": reader.episode("is_terminal", index),
                     "achievements": reader.episode("achievements", index),
-                    "inventory": reader.episode("inventory", index)}
+                    "inventory": reader.episode("inventory", index),
+                    "semantic": reader.episode("semantic", index)}
         replayed = replay(entry["notes"], reader.episode("actions/discrete", index),
                           reader.episode("has_action", index))
         assert mismatches(recorded, replayed) == []
@@ -168,6 +183,7 @@ def test_crafters_own_recorder_episodes_are_shifted_into_our_convention(tmp_path
     np.testing.assert_array_equal(rows["inventory"], [[9, 9, 9, 9] + [0] * 12] + inventories)
     notes = read_manifest(store)["episodes"][0]["notes"]
     assert notes["layout"] == "crafter-recorder" and not notes["replayable"] and notes["steps"] == len(actions)
+    assert "semantic" not in rows  # the recorder saves no tile ids: the store has no such field
 
 
 def test_scripted_policy_chops_wood_and_makes_a_pickaxe():

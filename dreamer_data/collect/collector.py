@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import DreamerDataError
 from ..workers import init_worker
-from .crafter_env import ACHIEVEMENTS, DEFAULT_LENGTH, CrafterEnv
+from .crafter_env import ACHIEVEMENTS, DEFAULT_LENGTH, LOCAL_VIEW, CrafterEnv
 from .episode import EpisodeEnv, run_episode
 from .minatar_env import DEFAULT_MAX_STEPS, DEFAULT_STICKY_PROB, MinAtarEnv, check_game
 from .policies import DEFAULT_EPSILON, POLICIES, make_policy
@@ -69,6 +69,8 @@ class CollectConfig:
         settings = {"env": self.env, "policy": self.policy, "seed": self.seed, "max_steps": self.max_steps}
         if self.policy == "noisy-scripted":
             settings["epsilon"] = self.epsilon
+        if self.env == "crafter":  # episodes carry the tile ids of the view (runs collected before lack them)
+            settings["semantic_view"] = list(LOCAL_VIEW)
         if self.env == "minatar":
             channels = MinAtarEnv(self.game, 0).channels
             settings.update(game=self.game, sticky_action_prob=self.sticky_prob, difficulty_ramping=self.ramping,

@@ -33,6 +33,13 @@ CRAFTER_FPS = 5  # nominal: Crafter is turn-based; its own GUI (crafter.run_gui)
 MATERIAL_IDS: dict[str, int] = {name: index + 1 for index, name in enumerate(constants.materials)}
 OBJECT_IDS: dict[str, int] = {name: len(MATERIAL_IDS) + 1 + index for index, name in
                               enumerate(("player", "cow", "zombie", "skeleton", "arrow", "plant"))}
+SEMANTIC_CLASSES: tuple[str, ...] = ("outside", *MATERIAL_IDS, *OBJECT_IDS)  # name of each id, in id order
+
+# What the frame shows: a 9x7-tile local view (the bottom two tile rows of the 9x9 grid hold the
+# inventory), 7 px per tile at the native 64x64 (64 // 9; one black pixel column at the right), the
+# player at tile (row 3, column 4).
+LOCAL_VIEW = (7, 9)  # (rows, columns) of tiles
+TILE_PX = 64 // 9
 
 
 class DeterministicCrafter(crafter.Env):
@@ -86,7 +93,20 @@ class CrafterEnv:
 
     def _observation(self, frame: np.ndarray) -> dict[str, np.ndarray]:
         inventory = np.array([self._inventory[name] for name in INVENTORY_ITEMS], np.uint8)
-        return {"frames": np.ascontiguousarray(frame), "inventory": inventory}
+        return {"frames": np.ascontiguousarray(frame), "inventory": inventory, "semantic": self.semantic_view()}
+
+    def semantic_view(self) -> np.ndarray:
+        """(7, 9) uint8: the id (``SEMANTIC_CLASSES``) of each tile the frame shows, [row, column] as drawn.
+
+        Crafter's renderer puts world cell ``player.pos + (column, row) - (4, 3)`` at tile (row, column)
+        and draws objects over materials, as its semantic map does; cells outside the world are 0."""
+        world = self.env._sem_view()  # (64, 64) ids, indexed [x, y]
+        rows, columns = LOCAL_VIEW
+        x = self.env._player.pos[0] + np.arange(columns) - columns // 2  # (9,) world x of each column
+        y = self.env._player.pos[1] + np.arange(rows) - rows // 2  # (7,) world y of each row
+        inside = ((y[:, None] >= 0) & (y[:, None] < world.shape[1]) & (x[None, :] >= 0) & (x[None, :] < world.shape[0]))
+        view = world[np.clip(x, 0, world.shape[0] - 1)[None, :], np.clip(y, 0, world.shape[1] - 1)[:, None]]
+        return np.where(inside, view, 0).astype(np.uint8)  # (7, 9)
 
     @staticmethod
     def step_extras_null() -> dict[str, np.ndarray]:

@@ -22,6 +22,7 @@ observation with a null action:
 | ``has_action`` | (L,) uint8 | 1, except 0 on the last row |
 | ``achievements`` (Crafter) | (L, 22) uint8 | increase of each achievement counter caused by the row's action |
 | ``inventory`` (Crafter) | (L, 16) uint8 | inventory shown with observation t |
+| ``semantic`` (Crafter) | (L, 7, 9) uint8 | id of each tile observation t shows (runs whose collect.json has ``semantic_view``) |
 | ``executed_actions`` (MinAtar) | (L,) int64 | the action MinAtar executed (the previous one when it stuck) |
 | ``info`` | () str | JSON: the environment settings (seed, …), policy, policy seed, steps, return, … |
 

@@ -13,7 +13,11 @@ Store fields (row t = frame t, the action after it, what that action produced):
   (names in ``manifest.observation.achievements``). First unlocks are the first non-zero entry per
   episode and column, so a task reward for any achievement, Crafter's own reward
   (first unlocks + health deltas) and per-episode success all derive from it;
-- ``inventory`` (N, 16) uint8: the inventory shown with frame t (health, food, drink, energy, …).
+- ``inventory`` (N, 16) uint8: the inventory shown with frame t (health, food, drink, energy, …);
+- ``semantic`` (N, 7, 9) uint8: the id of each tile frame t shows ([row, column] as drawn; names in
+  ``manifest.observation.semantic_classes``), the ground truth object fidelity is scored against
+  (``dreamer_model.eval.tiles``). Only for RAW folders collected with it (``collect.json`` has
+  ``semantic_view``); Crafter's recorder saves no such map.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import zipfile
 
 import numpy as np
 
-from ..collect.crafter_env import ACHIEVEMENTS, ACTION_NAMES, CRAFTER_FPS, INVENTORY_ITEMS, NATIVE_SIZE
+from ..collect.crafter_env import (ACHIEVEMENTS, ACTION_NAMES, CRAFTER_FPS, INVENTORY_ITEMS, LOCAL_VIEW, NATIVE_SIZE,
+                                   SEMANTIC_CLASSES)
 from ..collect.crafter_recorder import recorder_rows
 from ..collect.raw import RUN_FILE
 from ..collect.source import RawEpisodeSource, check_member, null_action_flags
@@ -41,6 +46,14 @@ class CrafterSource(RawEpisodeSource):
     @property
     def size(self) -> tuple[int, int]:
         return tuple(self.options.resolution or NATIVE_SIZE)
+
+    @property
+    def has_semantic(self) -> bool:
+        """Whether the episodes carry the view's tile ids (RAW runs collected since they were recorded)."""
+        if getattr(self, "_has_semantic", None) is None:
+            raw_layout = self.has_run() or bool(self.run_folders())
+            self._has_semantic = raw_layout and self.run.get("semantic_view") == list(LOCAL_VIEW)
+        return self._has_semantic
 
     def list_episodes(self) -> list[EpisodeRef]:
         if self.has_run():
@@ -83,6 +96,8 @@ class CrafterSource(RawEpisodeSource):
             FieldSpec("achievements", "uint8", (len(ACHIEVEMENTS),), rows),
             FieldSpec("inventory", "uint8", (len(INVENTORY_ITEMS),), rows),
         ]
+        if self.has_semantic:
+            specs.append(FieldSpec("semantic", "uint8", LOCAL_VIEW, rows))
         return {spec.name: spec for spec in specs}
 
     def observation_spec(self) -> dict:
@@ -91,7 +106,8 @@ class CrafterSource(RawEpisodeSource):
                 "native_height": NATIVE_SIZE[0], "native_width": NATIVE_SIZE[1],
                 "resize": "none" if self.size == NATIVE_SIZE else "area, no crop",
                 "achievements": list(ACHIEVEMENTS), "inventory": list(INVENTORY_ITEMS),
-                "fps_note": "nominal: Crafter is turn-based"}
+                "fps_note": "nominal: Crafter is turn-based",
+                **({"semantic_classes": list(SEMANTIC_CLASSES)} if self.has_semantic else {})}
 
     def action_spec(self) -> dict:
         return {"discrete": {"kind": "categorical", "size": len(ACTION_NAMES), "names": list(ACTION_NAMES),
@@ -101,6 +117,8 @@ class CrafterSource(RawEpisodeSource):
         check_member(rows, "frames", (*NATIVE_SIZE, 3), "uint8", file)
         check_member(rows, "achievements", (len(ACHIEVEMENTS),), "uint8", file)
         check_member(rows, "inventory", (len(INVENTORY_ITEMS),), "uint8", file)
+        if self.has_semantic:
+            check_member(rows, "semantic", LOCAL_VIEW, "uint8", file)
 
     def store_rows(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         frames = rows["frames"] if self.size == NATIVE_SIZE else resize_frames(rows["frames"], self.size)
@@ -113,4 +131,5 @@ class CrafterSource(RawEpisodeSource):
             "is_null_action": null_action_flags(rows["actions"], rows["has_action"]),
             "achievements": rows["achievements"],
             "inventory": rows["inventory"],
+            **({"semantic": rows["semantic"]} if self.has_semantic else {}),
         }
