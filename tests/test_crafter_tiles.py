@@ -99,3 +99,28 @@ def test_mismatched_inputs_are_refused(reader_and_test):
         TileCounts(reader).add(test["frames"][:3], test["semantic"][:2], test["inventory"][:3])
     with pytest.raises(ValueError, match="classes are named"):
         TileReader.fit(test["frames"][:3], test["semantic"][:3], test["inventory"][:3], ["outside", "water"])
+
+
+def test_object_scorer_picks_the_stores_ground_truth(tmp_path, breakout_store, vpt_store):
+    """object_scorer: a Crafter store's tiles (reader fitted on the episodes named), MinAtar's grid, or None."""
+    from conftest import run_cli
+
+    from dreamer_data.store.reader import StoreReader
+    from dreamer_model.eval.fidelity import GridScorer, TileScorer, object_scorer
+
+    raw, store = tmp_path / "raw", tmp_path / "store"
+    assert run_cli("collect", "crafter", "--episodes", "4", "--out", raw, "--seed", "0", "--policy", "noisy-scripted",
+                   "--max-steps", "500").returncode == 0
+    assert run_cli("ingest", "crafter", raw, "--out", store).returncode == 0
+    reader = StoreReader(str(store))
+    ids = [episode["id"] for episode in reader.episodes]
+    scorer = object_scorer(reader, fit_episodes=ids[:3])
+    assert isinstance(scorer, TileScorer) and scorer.truth_fields == ("semantic", "inventory")
+    truth = {name: reader.episode(name, 3) for name in scorer.truth_fields}
+    scorer.add(reader.episode("frames", 3), truth)
+    rates = scorer.rates()
+    assert rates["player"]["recall"] > 0.95 and rates["grass"]["recall"] > 0.9, rates
+    assert isinstance(object_scorer(str(breakout_store)), GridScorer)
+    assert object_scorer(str(vpt_store)) is None  # no ground truth: nothing to claim
+    with pytest.raises(ValueError, match="no episodes"):
+        object_scorer(str(store), fit_episodes=["nope"])

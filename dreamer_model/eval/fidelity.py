@@ -1,0 +1,98 @@
+"""One entry point for object fidelity, whatever ground truth the store holds.
+
+MinAtar stores hold the lossless grid (scored cell by cell, ``objects.py``), Crafter stores the view's
+tile ids and the inventory (scored tile by tile, ``tiles.py``). A trainer, the rollout report or a
+benchmark asks ``object_scorer`` for a scorer, loads ``scorer.truth_fields`` beside the frames it
+draws, and calls ``scorer.add(frames, truth)``; stores with neither get None (nothing to claim).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from dreamer_data.store.reader import StoreReader
+
+from .objects import GRID_FIELD, CellCounts
+from .tiles import INVENTORY_FIELD, SEMANTIC_FIELD, TileCounts, TileReader
+
+FIT_ROWS = 4096  # real Crafter frames the tile reader learns from: measured enough for 200+ examples per common class
+
+
+class ObjectScorer(Protocol):
+    truth_fields: tuple[str, ...]  # store fields the scorer reads the truth from
+
+    def add(self, frames: np.ndarray, truth: dict[str, np.ndarray]) -> None:
+        """Score drawn ``frames`` (N, H, W, 3), 0-255, against ``truth[field]`` (N, ...) of the same rows."""
+
+    def rates(self) -> dict[str, dict[str, float]]: ...
+
+    def flat(self, prefix: str = "") -> dict[str, float]: ...
+
+
+class GridScorer:
+    """MinAtar: ``CellCounts`` against ``obs_grid``."""
+
+    truth_fields = (GRID_FIELD,)
+
+    def __init__(self, cells: CellCounts):
+        self.cells = cells
+
+    def add(self, frames: np.ndarray, truth: dict[str, np.ndarray]) -> None:
+        self.cells.add(frames, truth[GRID_FIELD])
+
+    def rates(self) -> dict[str, dict[str, float]]:
+        return self.cells.rates()
+
+    def flat(self, prefix: str = "") -> dict[str, float]:
+        return self.cells.flat(prefix)
+
+
+class TileScorer:
+    """Crafter: ``TileCounts`` against ``semantic`` and ``inventory``, read by a reader fitted on real frames."""
+
+    truth_fields = (SEMANTIC_FIELD, INVENTORY_FIELD)
+
+    def __init__(self, reader: TileReader):
+        self.counts = TileCounts(reader)
+
+    def add(self, frames: np.ndarray, truth: dict[str, np.ndarray]) -> None:
+        self.counts.add(frames, truth[SEMANTIC_FIELD], truth[INVENTORY_FIELD])
+
+    def rates(self) -> dict[str, dict[str, float]]:
+        return self.counts.rates()
+
+    def flat(self, prefix: str = "") -> dict[str, float]:
+        return self.counts.flat(prefix)
+
+
+def object_scorer(store: str | StoreReader, fit_episodes: Sequence[str] | None = None) -> ObjectScorer | None:
+    """A fresh scorer for ``store``'s ground truth, or None when it holds none.
+
+    Crafter's tile reader is fitted on real frames of ``fit_episodes`` (ids; default all): pass the
+    training episodes so held-out episodes are scored by a reader that never saw them. Fitting reads
+    up to ``FIT_ROWS`` rows spread evenly over those episodes; the same store and episodes always give
+    the same reader."""
+    reader = store if isinstance(store, StoreReader) else StoreReader(store)
+    observation = reader.manifest.get("observation", {})
+    cells = CellCounts.for_observation(observation)
+    if cells is not None:
+        return GridScorer(cells)
+    classes = observation.get("semantic_classes")
+    if not classes or SEMANTIC_FIELD not in reader.fields or INVENTORY_FIELD not in reader.fields:
+        return None
+    return TileScorer(_fit_tiles(reader, list(classes), fit_episodes))
+
+
+def _fit_tiles(reader: StoreReader, classes: list[str], fit_episodes: Sequence[str] | None) -> TileReader:
+    wanted = set(fit_episodes) if fit_episodes is not None else None
+    episodes = [e for e in reader.episodes if wanted is None or e["id"] in wanted]
+    rows = np.concatenate([np.arange(e["start"], e["end"]) for e in episodes]) if episodes else np.zeros(0, int)
+    if len(rows) > FIT_ROWS:
+        rows = rows[np.linspace(0, len(rows) - 1, FIT_ROWS).round().astype(int)]
+    if not len(rows):
+        raise ValueError(f"{reader.location.root}: no episodes to fit the tile reader on")
+    arrays = {name: reader.array(name).get_orthogonal_selection((rows,))
+              for name in ("frames", SEMANTIC_FIELD, INVENTORY_FIELD)}
+    return TileReader.fit(arrays["frames"], arrays[SEMANTIC_FIELD], arrays[INVENTORY_FIELD], classes)
