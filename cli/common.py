@@ -6,12 +6,26 @@ import functools
 import sys
 from typing import Callable
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from dreamer_data.errors import DreamerDataError
+from dreamer_data.store.manifest import created_with
 
-stderr = Console(stderr=True)
+# Into a pipe or file rich would wrap at 80 columns; logs and scripts want one message per line.
+PIPED_WIDTH = 10_000
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich console that wraps at the terminal's width, and not at all when writing to a pipe or file."""
+    made = Console(stderr=stderr)
+    if not made.is_terminal:
+        made.width = PIPED_WIDTH
+    return made
+
+
+stderr = console(stderr=True)
 EXIT_FAILED_EPISODES = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -51,3 +65,13 @@ def progress_bar(transient: bool = False) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                     console=stderr, transient=transient)
+
+
+def print_version(show: bool) -> None:
+    """``--version`` (eager, on every app): the installed package's version, as manifests record it."""
+    if show:
+        typer.echo(created_with())
+        raise typer.Exit()
+
+
+VERSION = typer.Option(False, "--version", callback=print_version, is_eager=True, help="Print the version and exit.")

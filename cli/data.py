@@ -8,8 +8,8 @@ from enum import Enum
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from dreamer_data.errors import DreamerDataError
 from dreamer_data.ingest import IngestPlan, IngestProgress, ingest
@@ -24,12 +24,18 @@ from dreamer_data.store.verify import verify_store
 from dreamer_data.store.wds import DEFAULT_CLIP_LENGTH
 
 from .collect import collect_command
-from .common import EXIT_FAILED_EPISODES, progress_bar, report_errors, stderr
+from .common import EXIT_FAILED_EPISODES, VERSION, console, progress_bar, report_errors, stderr
 from .tokenize import tokenize_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Turn raw gameplay episodes into verified zarr / webdataset training stores.")
-stdout = Console()
+stdout = console()
+
+
+@app.callback()
+def options(version: bool = VERSION) -> None:
+    """Options before the command (--version)."""
+
 
 SourceKind = Enum("SourceKind", {kind: kind for kind in SOURCES}, type=str)
 
@@ -148,14 +154,48 @@ def _human_bytes(n: float | None) -> str:
     return str(n)
 
 
+SHOWN_EPISODES = 5  # inspect names the first and last few episode ids (and failures) unless --episodes
+
+
+def _latents_line(latents: dict | None) -> str:
+    """The tokenize entry as a person reads it: latent shape, checkpoint hash, which tokenizer run made it."""
+    if not latents:
+        return "none (run dreamer-data tokenize)"
+    shape = "x".join(str(n) for n in latents.get("shape") or []) or "?"
+    line = f"{shape} {latents.get('dtype', '')} per frame from tokenizer {latents.get('checkpoint_hash', '?')}"
+    tokenizer = latents.get("tokenizer") or {}
+    run = ", ".join(f"{key} {tokenizer[key]}" for key in ("preset", "step") if tokenizer.get(key) is not None)
+    if tokenizer.get("checkpoint"):
+        run = f"{run}, {tokenizer['checkpoint']}" if run else str(tokenizer["checkpoint"])
+    return f"{line} ({run})" if run else line
+
+
+def _episode_ids(episodes: list[dict], show_all: bool) -> str:
+    ids = [episode["id"] for episode in episodes]
+    if show_all or len(ids) <= 2 * SHOWN_EPISODES:
+        return ", ".join(ids) or "none"
+    hidden = len(ids) - 2 * SHOWN_EPISODES
+    return (f"{', '.join(ids[:SHOWN_EPISODES])}, … {hidden} more …, {', '.join(ids[-SHOWN_EPISODES:])} "
+            f"(--episodes lists all)")
+
+
+def _failures(failed: list[dict], show_all: bool) -> str:
+    shown = failed if show_all else failed[:2 * SHOWN_EPISODES]
+    lines = [f"{failure.get('file') or failure.get('id')}: {failure.get('reason', '')}" for failure in shown]
+    if len(shown) < len(failed):
+        lines.append(f"… {len(failed) - len(shown)} more (--episodes lists all)")
+    return "\n".join(lines)
+
+
 @app.command("inspect")
 @report_errors("dreamer-data inspect")
 def inspect_command(
     store: str = typer.Argument(..., help="Store path or URL."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON (for scripts)."),
+    episodes: bool = typer.Option(False, "--episodes", help="List every episode id and every failed file."),
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
-    """Show what a store holds."""
+    """Show what a store holds: counts, sizes, latents, episode ids, failed files."""
     reader = StoreReader(store)
     if as_json:
         sys.stdout.write(json.dumps(reader.manifest, indent=1) + "\n")
@@ -163,10 +203,11 @@ def inspect_command(
     summary = summarize(reader)
     table = Table(title=f"store {store}", show_header=False)
     table.add_column("", style="bold")
-    table.add_column("")
+    table.add_column("", overflow="fold")  # a narrow terminal folds a hash or a path; it never cuts one short
     rows = [
         ("source", summary["source"]),
         ("episodes", f"{summary['episodes']} ({summary['failed']} failed)"),
+        ("episode ids", _episode_ids(reader.episodes, episodes)),
         ("frames", f"{summary['frames']:,}"),
         ("hours", f"{summary['hours']:.3f}" if summary["hours"] is not None else "-"),
         ("resolution", f"{summary['resolution']} @ {summary['fps']} fps"),
@@ -176,8 +217,10 @@ def inspect_command(
         ("bytes / frame", _human_bytes(summary["bytes_per_frame"])),
         ("compression", f"{summary['compression_ratio']:.1f}x (zstd)" if summary["compression_ratio"] else "-"),
         ("wds shards", str(summary["wds_shards"])),
-        ("latents", json.dumps(summary["latents"]) if summary["latents"] else "none (run dreamer-data tokenize)"),
+        ("latents", _latents_line(summary["latents"])),
     ]
+    if reader.manifest["failed"]:
+        rows.append(("failed", _failures(reader.manifest["failed"], episodes)))
     if "returns" in summary:
         r = summary["returns"]
         rows.append(("return", f"{r['mean']:.2f} ± {r['std']:.2f} (min {r['min']:.2f}, max {r['max']:.2f}), "
@@ -188,7 +231,7 @@ def inspect_command(
         rows.append(("achievements", f"Crafter score {a['score']:.2f} %; episodes unlocking: "
                                      + (", ".join(f"{k} {n}" for n, k in counts) or "none")))
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(key, Text(value))  # Text: ids, paths and reasons are not rich markup
     stdout.print(table)
 
 

@@ -1,4 +1,4 @@
-"""``dreamer-train``: the model side (tokenizer now; phase 1–3, rollout, eval, quickstart to come).
+"""``dreamer-train``: the model side (tokenizer, phase 1–3, rollout, eval, quickstart; ``plan`` lists them).
 
 Every trainer takes the same core flags: --data STORE --out RUN --preset NAME --steps N
 --config FILE --resume --seed S --device D (plus --set KEY=VALUE overrides). Under
@@ -7,26 +7,23 @@ Every trainer takes the same core flags: --data STORE --out RUN --preset NAME --
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from typing import Optional
 
 import typer
 
-from .common import EXIT_INTERRUPTED, progress_bar, report_errors, stderr
+from .common import EXIT_INTERRUPTED, VERSION, progress_bar, report_errors, stderr
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train Dreamer 4 from a store: tokenizer → phase1 → phase2 → phase3 → eval.")
 
-PLANNED = {
-    "tokenizer": "train the causal MAE tokenizer on a store's frames",
-    "phase1": "train the shortcut-forcing dynamics model on cached latents (planned)",
-    "phase2": "behaviour cloning + reward heads (planned)",
-    "phase3": "imagination RL (PMPO + TD(lambda)) (planned)",
-    "rollout": "decode an open-loop world-model rollout to video (planned)",
-    "eval": "score a trained policy in the real environment (planned)",
-    "quickstart": "the whole pipeline on a default that needs no download (planned)",
-}
+
+@app.callback()
+def options(version: bool = VERSION) -> None:
+    """Options before the command (--version)."""
+
 
 # The core flags every trainer shares.
 DATA = typer.Option(..., "--data", help="Store to train from (local dir or fsspec URL).")
@@ -121,8 +118,11 @@ register_quickstart(app)
 @app.command("plan")
 def plan() -> None:
     """List the training sub-commands and what each does."""
-    for name, what in PLANNED.items():
-        typer.echo(f"{name:11s} {what}")
+    for command in app.registered_commands:  # what is registered is what exists: no list to fall out of date
+        name = command.name or command.callback.__name__.replace("_", "-")
+        if name != "plan":
+            what = " ".join((command.help or inspect.getdoc(command.callback) or "").split("\n\n")[0].split())
+            typer.echo(f"{name:11s} {what}")
 
 
 def main() -> None:

@@ -45,6 +45,7 @@ def new_manifest(*, source: dict, observation: dict, actions: dict, fields: dict
         "episodes": [],
         "failed": [],
         "latents": None,
+        "wds": None,  # filled by add_shards (--format wds/both); readers use .get: older stores lack the key
         **(extra or {}),
     }
 
