@@ -34,9 +34,8 @@ from dreamer_data.collect.minatar_render import GRID, palette
 from dreamer_data.store.manifest import load_manifest
 from dreamer_model.dynamics import Sampler, shift_actions
 from dreamer_model.errors import ModelError
-from dreamer_model.rollout import load_store_tokenizer
-from dreamer_model.train.phase1 import load_fields, load_world_model, store_latent_info
-from dreamer_model.agent.checkpoint import load_agent
+from dreamer_model.checkpoint import load_agent, load_store_tokenizer, load_world_model
+from dreamer_model.stores import read_manifest, store_action_fields, world_model_fields
 
 ACTIONS = {"left": 1, "noop": 0, "right": 3}  # MinAtar's full action set: n l u r d f
 
@@ -100,8 +99,8 @@ def measure(args: argparse.Namespace) -> dict:
     colour = paddle_colour(args.store)
     model, heldout = world_model(args.ckpt, args.agent)
     tokenizer = load_store_tokenizer(args.store)
-    _, _, has_action = store_latent_info(args.store)
-    load = [*load_fields(model.action_fields, has_action), "obs_grid"]
+    _, has_action = store_action_fields(read_manifest(args.store), args.store)
+    load = [*world_model_fields(model.action_fields, has_action), "obs_grid"]
     windows = WindowDataset(args.store, length=args.context, load=load, episodes=heldout or None)
     picks = np.unique(np.linspace(0, len(windows) - 1, args.contexts).round().astype(int))
     items = [windows[int(i)] for i in picks]

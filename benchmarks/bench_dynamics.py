@@ -146,7 +146,7 @@ def sharpness(frames: torch.Tensor) -> np.ndarray:
 def quality(args) -> None:
     from dreamer_model.rollout import (Episode, decode, load_store_tokenizer, random_actions, rollout,
                                        with_future_actions)
-    from dreamer_model.train.phase1 import load_world_model
+    from dreamer_model.checkpoint import load_world_model
 
     torch.set_num_threads(args.threads)
     shortcut, state = load_world_model(args.shortcut)

@@ -23,8 +23,8 @@ import zarr
 
 from dreamer_data.store.manifest import load_manifest
 from dreamer_model.eval.objects import GRID_FIELD, CellCounts
-from dreamer_model.rollout import load_store_tokenizer, rollout_video
-from dreamer_model.train.phase1 import load_world_model
+from dreamer_model.checkpoint import load_store_tokenizer, load_world_model
+from dreamer_model.rollout import rollout_video
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.published import publish  # noqa: E402

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 import zarr
 
-from dreamer_model.agent.checkpoint import build_tokenizer, env_settings, load_agent, tokenizer_record
+from dreamer_model.checkpoint import load_agent, tokenizer_from_record, tokenizer_record
+from dreamer_model.stores import env_settings
 from dreamer_model.eval.envs import EnvSettings
 from dreamer_model.eval.policies import AgentPolicy, BehaviourPolicy, keep_rows
 from dreamer_model.eval.runner import evaluate
@@ -118,7 +119,7 @@ def main() -> None:
     manifest = json.loads((Path(args.store) / "manifest.json").read_text())
     group = zarr.open_group(args.store, mode="r")
     settings = EnvSettings(**env_settings(manifest, args.store)).checked()
-    tokenizer = build_tokenizer(tokenizer_record(manifest["latents"], args.store)).eval()
+    tokenizer = tokenizer_from_record(tokenizer_record(manifest["latents"], args.store), args.store)
     y = torch.from_numpy(group["data/actions/discrete"][:])
     has_action = group["data/has_action"][:].astype(bool)
     n_actions = int(manifest["actions"]["discrete"]["size"])

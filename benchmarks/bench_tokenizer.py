@@ -11,7 +11,8 @@ wall-clock: the benchmark machine is shared with other jobs, which stretch wall-
    through ``dreamer-train tokenizer``'s own trainer; CPU time, wall-clock and steps as measured.
 3. Held-out PSNR (unmasked) over non-overlapping windows of the held-out episodes, against two
    baselines computed in the same script: the untrained tokenizer and the mean training frame.
-   On MinAtar stores, also each object class's cell recall and precision (``eval/objects.py``).
+   Where the store holds ground truth (MinAtar's grid, Crafter's tile ids), also each object class's
+   recall and precision, of the reconstructions and of the real frames (``eval/fidelity.py``).
 4. ``dreamer-data tokenize`` throughput (frames/s) at two batch sizes on a copy of the store.
 5. The reconstruction grid (original / masked input / masked reconstruction / unmasked) → docs/.
 
@@ -36,18 +37,18 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def heldout_psnr(model, store: str, heldout: list[str], context: int, max_windows: int
-                 ) -> tuple[float, int, dict[str, dict[str, float]]]:
-    """Mean per-frame PSNR of unmasked reconstructions over non-overlapping held-out windows, and on MinAtar
-    stores each object class's cell recall / precision against the stored grid ({} elsewhere)."""
+def heldout_psnr(model, store: str, train_ids: list[str], heldout: list[str], context: int, max_windows: int
+                 ) -> tuple[float, int, dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Mean per-frame PSNR of unmasked reconstructions over non-overlapping held-out windows; where the store
+    holds ground truth (MinAtar grid, Crafter tile ids) each object class's recall / precision of the
+    reconstructions and of the real frames themselves (the reader's ceiling; ``eval/fidelity.py``)."""
     from dreamer_data import WindowDataset
-    from dreamer_data.store.manifest import load_manifest
-    from dreamer_model.eval.objects import GRID_FIELD, CellCounts
+    from dreamer_model.eval.fidelity import object_scorer
     from dreamer_model.tokenizer.loss import psnr
 
-    cells = CellCounts.for_observation(load_manifest(store).get("observation", {}))
-    data = WindowDataset(store, length=context, stride=context, load=["frames", *[GRID_FIELD] * (cells is not None)],
-                         episodes=heldout)
+    drawn, real = object_scorer(store, fit_episodes=train_ids), object_scorer(store, fit_episodes=train_ids)
+    truth_fields = list(drawn.truth_fields) if drawn is not None else []
+    data = WindowDataset(store, length=context, stride=context, load=["frames", *truth_fields], episodes=heldout)
     picks = np.unique(np.linspace(0, len(data) - 1, min(max_windows, len(data))).round().astype(int))
     values = []
     model.eval()
@@ -58,10 +59,12 @@ def heldout_psnr(model, store: str, heldout: list[str], context: int, max_window
             recon, _ = model(frames)
             mse = ((recon - frames.float() / 255.0) ** 2).mean(dim=(2, 3, 4)).flatten()
             values += [psnr(float(m)) for m in mse]
-            if cells is not None:
-                grids = torch.stack([item[GRID_FIELD] for item in items])
-                cells.add(recon.flatten(0, 1).numpy() * 255.0, grids.flatten(0, 1).numpy())
-    return float(np.mean(values)), len(values), cells.rates() if cells is not None else {}
+            if drawn is not None:
+                truth = {name: torch.stack([item[name] for item in items]).flatten(0, 1).numpy() for name in truth_fields}
+                drawn.add(recon.flatten(0, 1).numpy() * 255.0, truth)
+                real.add(frames.flatten(0, 1).numpy(), truth)
+    rates = (drawn.rates(), real.rates()) if drawn is not None else ({}, {})
+    return float(np.mean(values)), len(values), *rates
 
 
 def mean_frame_psnr(store: str, train_ids: list[str], heldout: list[str], context: int, max_windows: int) -> float:
@@ -119,7 +122,7 @@ def main() -> None:
     from dreamer_model.configs import tokenizer_preset
     from dreamer_model.tokenizer import Tokenizer
     from dreamer_model.tokenizer.frame_encoder import TokenizerFrameEncoder
-    from dreamer_model.train.checkpoint import load_checkpoint
+    from dreamer_model.checkpoint import load_checkpoint
     from dreamer_model.train.logging import read_metrics
     from dreamer_model.train.tokenizer_trainer import split_episodes
 
@@ -158,9 +161,11 @@ def main() -> None:
     state = load_checkpoint(run, "tokenizer")
     model = Tokenizer(preset.tokenizer)
     model.load_state_dict(state["model"])
-    trained, n_frames, objects = heldout_psnr(model, args.store, heldout, context, args.eval_windows)
+    trained, n_frames, objects, ceiling = heldout_psnr(model, args.store, train_ids, heldout, context,
+                                                       args.eval_windows)
     torch.manual_seed(args.seed)
-    untrained, _, _ = heldout_psnr(Tokenizer(preset.tokenizer), args.store, heldout, context, args.eval_windows)
+    untrained = heldout_psnr(Tokenizer(preset.tokenizer), args.store, train_ids, heldout, context,
+                             args.eval_windows)[0]
     mean_frame = mean_frame_psnr(args.store, train_ids, heldout, context, args.eval_windows)
 
     # 4. tokenize throughput on a copy of the store
@@ -183,7 +188,7 @@ def main() -> None:
         "steps": steps, "train_cpu_seconds": cpu_seconds, "train_seconds": seconds,
         "cpu_seconds_per_step_calibration": per_step,
         "train_frames_per_s": frames_per_s, "frames_seen": steps * preset.train.batch * context,
-        "heldout_psnr": trained, "heldout_frames": n_frames, "heldout_objects": objects, "untrained_psnr": untrained,
+        "heldout_psnr": trained, "heldout_frames": n_frames, "heldout_objects": objects, "heldout_objects_real_frames": ceiling, "untrained_psnr": untrained,
         "mean_frame_psnr": mean_frame, "trainer_eval_psnr": result.get("psnr"),
         "tokenize": [{"batch": b, "frames": f, "seconds": s, "frames_per_s": r} for b, f, s, r in tokenize_rows],
         "psnr_curve": [{"step": a, "psnr": b, "psnr_masked": c} for a, b, c in curve],
@@ -213,8 +218,10 @@ def main() -> None:
         f"| training throughput, CPU time | {summary['frames_seen'] / cpu_seconds:.0f} frames per CPU-second |",
         f"| training throughput, wall-clock | {frames_per_s:.0f} frames/s (median over logging intervals, shared CPU) |",
         f"| **held-out PSNR, unmasked** | **{trained:.2f} dB** over {n_frames} frames |",
-        *[f"| {name}: held-out cell recall / precision | {rate['recall']:.3f} / {rate['precision']:.3f} "
-          f"({rate['cells']} cells) |" for name, rate in objects.items()],
+        *[f"| {name}: held-out recall / precision (real frames: {ceiling[name]['recall']:.3f} / "
+          f"{ceiling[name]['precision']:.3f}) | {rate['recall']:.3f} / {rate['precision']:.3f} "
+          f"({rate.get('cells', rate.get('tiles'))} {'cells' if 'cells' in rate else 'tiles'}) |"
+          for name, rate in objects.items()],
         f"| baseline: untrained tokenizer | {untrained:.2f} dB |",
         f"| baseline: mean training frame | {mean_frame:.2f} dB |",
         *[f"| tokenize throughput, batch {b} | {r:.0f} frames/s ({f} frames in {s:.1f} s) |"

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import zarr
 
-from dreamer_model.agent.checkpoint import build_tokenizer, env_settings, tokenizer_record
+from dreamer_model.checkpoint import tokenizer_from_record, tokenizer_record
+from dreamer_model.stores import env_settings
 from dreamer_model.eval.envs import EnvSettings, eval_seeds, frame, make_env
 
 
@@ -75,7 +76,7 @@ def main() -> None:
         (train if k < 0.8 * len(episodes) else test)[episode["start"]:episode["end"]] = True
     train, test = train & usable, test & usable
     settings = EnvSettings(**env_settings(manifest, args.store))
-    tokenizer = build_tokenizer(tokenizer_record(manifest["latents"], args.store)).eval()
+    tokenizer = tokenizer_from_record(tokenizer_record(manifest["latents"], args.store), args.store)
     inputs = {
         "grid": (group["data/obs_grid"][:], lambda o: torch.from_numpy(o["obs"].astype(np.float32)).flatten()[None]),
         "latents": (group["data/latents"][:],

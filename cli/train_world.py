@@ -109,9 +109,9 @@ def rollout_command(
     """Decode an open-loop world-model rollout: real frames beside the imagined ones."""
     import numpy as np
 
-    from dreamer_model.rollout import load_store_tokenizer, rollout_video
+    from dreamer_model.checkpoint import load_store_tokenizer, load_world_model
+    from dreamer_model.rollout import rollout_video
     from dreamer_model.train.distributed import pick_device
-    from dreamer_model.train.phase1 import load_world_model
 
     where = pick_device(device)
     model, state = load_world_model(ckpt, where)

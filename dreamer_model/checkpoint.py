@@ -1,4 +1,6 @@
-"""Checkpoints of a run: ``RUN/checkpoints/step_00001000.pt``, written atomically (temp + rename).
+"""Checkpoints: the file format of every stage, and the loaders that rebuild each stage's model from one.
+
+A run keeps ``RUN/checkpoints/step_00001000.pt``, written atomically (temp + rename).
 
 A checkpoint holds everything a bit-exact resume needs (model, optimizer, loss normalisers, step,
 config; the data order and the patch masks are pure functions of (seed, step), see the trainer)
@@ -11,6 +13,12 @@ check of ours. What we save is plain data only (dicts, lists, tuples, str/int/fl
 ``save_checkpoint`` checks that by loading the bytes back before it writes, so no run can write a
 checkpoint that its own resume would refuse. A file that ``weights_only`` refuses is reported as such,
 and nothing in it has run.
+
+Kinds: ``tokenizer``; ``dynamics`` (phase 1: the world model, its action fields and the store's latents entry);
+``agent`` (phase 2 or 3: the agent's description, and the tokenizer that made the store's latents, config and
+weights, because at evaluation the agent sees real frames through that same encoder). The loaders
+(``load_tokenizer``, ``load_world_model``, ``load_agent``) are the one place a model is rebuilt from a file.
+This module sits above the model packages (it builds their models) and below train/, eval/ and the CLI.
 """
 
 from __future__ import annotations
@@ -23,13 +31,22 @@ import pickle
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
-from ..errors import ModelError
+from dreamer_data.store.manifest import load_manifest
+
+from .agent.model import Agent
+from .configs import tokenizer_run_from_dict
+from .dynamics.actions import fields_from_dicts
+from .dynamics.config import phase1_run_from_dict
+from .dynamics.model import DynamicsModel
+from .errors import ModelError
+from .tokenizer import Tokenizer
 
 CHECKPOINT_DIR = "checkpoints"
+TOKENIZER, WORLD_MODEL, AGENT = "tokenizer", "dynamics", "agent"  # the ``kind`` of each stage's checkpoints
 _NAME = re.compile(r"step_(\d{8,})\.pt$")
 
 
@@ -117,3 +134,66 @@ def load_checkpoint(path: str | Path, kind: str, map_location: str | torch.devic
         raise ModelError(f"{path}: not a {kind} checkpoint (found {found!r})")
     state["path"] = str(path)
     return state
+
+
+# ------------------------------------------------------------------------------------------------ loaders
+
+def tokenizer_from_record(record: Mapping, source: str) -> Tokenizer:
+    """A tokenizer (eval mode) from its config and weights: a tokenizer checkpoint, or the record in an agent's."""
+    run = tokenizer_run_from_dict(record["config"], source)
+    model = Tokenizer(run.tokenizer)
+    model.load_state_dict(record["model"])
+    return model.eval()
+
+
+def load_tokenizer(path: str | Path, device: str | torch.device = "cpu") -> tuple[Tokenizer, dict]:
+    """A trained tokenizer (eval mode) and its checkpoint state, from a run directory or file."""
+    state = load_checkpoint(path, TOKENIZER)
+    return tokenizer_from_record(state, state["path"]).to(device), state
+
+
+def tokenizer_record(latents: Mapping, store: str) -> dict:
+    """The tokenizer that produced the store's latents: config, weights and hash (checked), as an agent keeps it."""
+    path = ((latents.get("tokenizer") or {}).get("checkpoint"))
+    if not path:
+        raise ModelError(f"{store}: the manifest's latents entry names no tokenizer checkpoint")
+    if not Path(path).exists():
+        raise ModelError(f"{path}: tokenizer checkpoint that made {store}'s latents is missing (the agent "
+                         f"needs it to see real frames at evaluation)")
+    state = load_checkpoint(path, TOKENIZER)
+    if state.get("model_hash") != latents.get("checkpoint_hash"):
+        raise ModelError(f"{path}: tokenizer weights (hash {state.get('model_hash')}) are not the ones that made "
+                         f"{store}'s latents ({latents.get('checkpoint_hash')})")
+    return {"config": state["config"], "model": state["model"], "model_hash": state["model_hash"], "path": path}
+
+
+def load_store_tokenizer(store: str, override: str | None = None, device: str | torch.device = "cpu") -> Tokenizer:
+    """The tokenizer whose encoder produced ``store``'s latents (eval mode), checked by weight hash; ``override``
+    names another checkpoint of the same weights."""
+    entry = load_manifest(store).get("latents") or {}
+    path = override or (entry.get("tokenizer") or {}).get("checkpoint")
+    if not path:
+        raise ModelError(f"{store}: the manifest names no tokenizer checkpoint for its latents; pass --tokenizer CKPT")
+    tokenizer, state = load_tokenizer(path, device)
+    recorded = entry.get("checkpoint_hash")
+    if recorded and state.get("model_hash") != recorded:
+        raise ModelError(f"{state['path']}: tokenizer weights {state.get('model_hash')} are not the ones that "
+                         f"produced {store}'s latents ({recorded})")
+    return tokenizer
+
+
+def load_world_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[DynamicsModel, dict]:
+    """A trained dynamics model (eval mode) and its checkpoint state, from a run directory or file."""
+    state = load_checkpoint(path, WORLD_MODEL)
+    run = phase1_run_from_dict(state["config"], state["path"])
+    model = DynamicsModel(run.dynamics, fields_from_dicts(state["action_fields"]))
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), state
+
+
+def load_agent(path: str | Path, device: str | torch.device = "cpu") -> tuple[Agent, dict]:
+    """A phase-2 or phase-3 agent (eval mode) and its checkpoint state."""
+    state = load_checkpoint(path, AGENT)
+    agent = Agent.from_description(state["agent"], state["path"])
+    agent.load_state_dict(state["model"])
+    return agent.to(device).eval(), state

@@ -45,7 +45,7 @@ from dreamer_data.sources import ReadOptions, source_class
 from dreamer_data.store.manifest import load_manifest
 
 from .errors import ModelError
-from .train.checkpoint import list_checkpoints
+from .checkpoint import list_checkpoints
 
 ENVS = ("minatar", "crafter")
 DEFAULT_GAME = "breakout"
@@ -488,9 +488,9 @@ class Quickstart:
     def _rollout(self, record: dict) -> str:
         import numpy as np
 
-        from .rollout import load_store_tokenizer, rollout_video
+        from .checkpoint import load_store_tokenizer, load_world_model
+        from .rollout import rollout_video
         from .train.distributed import pick_device
-        from .train.phase1 import load_world_model
 
         self.emit("rollout", "start", {"total": None, "unit": "", "detail": "imagining"})
         device = pick_device(self.options.device)

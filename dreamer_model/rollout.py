@@ -9,7 +9,8 @@ report also scores each panel object by object against the stored grid (``eval/o
 
 Which tokenizer: the store's manifest records the checkpoint that produced its latents
 (``latents.tokenizer.checkpoint`` and ``latents.checkpoint_hash``); another path can be given, and
-its weights must hash to the recorded value, or the decoded pixels would not belong to these latents.
+its weights must hash to the recorded value, or the decoded pixels would not belong to these latents
+(``checkpoint.load_store_tokenizer``).
 """
 
 from __future__ import annotations
@@ -24,37 +25,18 @@ import numpy as np
 import torch
 
 from dreamer_data import WindowDataset
+from dreamer_data.store.fields import FRAMES, LATENTS
 from dreamer_data.store.manifest import load_manifest
 
-from .configs import tokenizer_run_from_dict
 from .dynamics import DynamicsModel, Sampler, shift_actions
 from .dynamics.actions import ActionField
 from .errors import ModelError
+from .stores import latents_entry, read_manifest, store_action_fields, world_model_fields
 from .eval.objects import GRID_FIELD, CellCounts
 from .tokenizer import Tokenizer
-from .train.checkpoint import load_checkpoint
-from .train.phase1 import load_fields, store_latent_info
 
-FRAMES = "frames"
 OUTPUTS = (".mp4", ".gif", ".npz")
 HORIZONS = (1, 4, 16, 64)  # steps ahead at which imagined frames are scored object by object
-
-
-def load_store_tokenizer(store: str, override: str | None = None, device: str | torch.device = "cpu") -> Tokenizer:
-    """The tokenizer whose encoder produced ``store``'s latents (eval mode), checked by weight hash."""
-    entry = load_manifest(store).get("latents") or {}
-    path = override or (entry.get("tokenizer") or {}).get("checkpoint")
-    if not path:
-        raise ModelError(f"{store}: the manifest names no tokenizer checkpoint for its latents; pass --tokenizer CKPT")
-    state = load_checkpoint(path, "tokenizer")
-    recorded = entry.get("checkpoint_hash")
-    if recorded and state.get("model_hash") != recorded:
-        raise ModelError(f"{state['path']}: tokenizer weights {state.get('model_hash')} are not the ones that "
-                         f"produced {store}'s latents ({recorded})")
-    run = tokenizer_run_from_dict(state["config"], state["path"])
-    tokenizer = Tokenizer(run.tokenizer)
-    tokenizer.load_state_dict(state["model"])
-    return tokenizer.to(device).eval()
 
 
 @dataclass
@@ -72,13 +54,14 @@ class Episode:
 
 def read_episode(store: str, episode: str, length: int, start: int, fields: list[ActionField]) -> Episode:
     """Rows start … start + length − 1 of ``episode``, read through ``WindowDataset``."""
-    _, store_fields, has_action = store_latent_info(store)
+    manifest = read_manifest(store)
+    latents_entry(manifest, store)
+    store_fields, has_action = store_action_fields(manifest, store)
     names = {f.name for f in fields}
     if names != {f.name for f in store_fields}:
         raise ModelError(f"{store}: actions {sorted(f.name for f in store_fields)} differ from the world model's "
                          f"{sorted(names)}")
-    load = list(load_fields(fields, has_action))
-    manifest = load_manifest(store)
+    load = list(world_model_fields(fields, has_action))
     load += [name for name in (FRAMES, GRID_FIELD) if name in manifest.get("fields", {})]
     try:
         dataset = WindowDataset(store, length=length, load=load, episodes=[episode])
@@ -91,7 +74,7 @@ def read_episode(store: str, episode: str, length: int, start: int, fields: list
     action_in, has_action_in = shift_actions(item, fields)
     first_row = next(e["start"] for e in manifest["episodes"] if e["id"] == episode) + start
     grids = item[GRID_FIELD][0].numpy() if GRID_FIELD in item else None
-    return Episode(item["latents"].float(), action_in, has_action_in, item.get(FRAMES),
+    return Episode(item[LATENTS].float(), action_in, has_action_in, item.get(FRAMES),
                    {f.store_field: item[f.store_field] for f in fields}, first_row + np.arange(length), grids)
 
 

@@ -96,13 +96,11 @@ def fixed_inputs(world) -> dict:
 @torch.no_grad()
 def model_outputs(folder: Path) -> dict[str, torch.Tensor]:
     """Every output the checkpoints in ``folder`` give on ``fixed_inputs``, loaded with the loaders."""
-    from dreamer_model.agent.checkpoint import build_tokenizer, load_agent
-    from dreamer_model.tokenizer.frame_encoder import TokenizerFrameEncoder
-    from dreamer_model.train.phase1 import load_world_model
+    from dreamer_model.checkpoint import load_agent, load_tokenizer, load_world_model, tokenizer_from_record
 
     torch.set_num_threads(1)
     out = {}
-    tokenizer = TokenizerFrameEncoder.from_checkpoint(folder / "tokenizer.pt").model
+    tokenizer, _ = load_tokenizer(folder / "tokenizer.pt")
     world, _ = load_world_model(folder / "phase1.pt")
     x = fixed_inputs(world)
     out["tokenizer.recon"], out["tokenizer.z"] = tokenizer(x["frames"])
@@ -116,7 +114,7 @@ def model_outputs(folder: Path) -> dict[str, torch.Tensor]:
         out[f"{stage}.log_prob"] = agent.policy(h, first_only=True).log_prob(x["actions"])
         out[f"{stage}.reward"], out[f"{stage}.continue"] = agent.reward(h), agent.cont(h)
         out[f"{stage}.value"] = agent.value_of(h)
-        out[f"{stage}.decoded"] = build_tokenizer(state["tokenizer"]).decode(x["z"][:, :2].tanh())
+        out[f"{stage}.decoded"] = tokenizer_from_record(state["tokenizer"], state["path"]).decode(x["z"][:, :2].tanh())
     return out
 
 

@@ -12,8 +12,7 @@ import numpy as np
 import torch
 import zarr
 
-from dreamer_model.agent.checkpoint import build_tokenizer, load_agent_state
-from dreamer_model.agent.model import Agent
+from dreamer_model.checkpoint import load_agent, load_checkpoint, tokenizer_from_record
 from dreamer_model.eval.policies import AgentPolicy
 from dreamer_model.train.phase2 import Phase2TrainOptions, train_phase2
 from dreamer_model.train.phase3 import Phase3TrainOptions, train_phase3
@@ -22,10 +21,8 @@ from test_agent_pipeline import invoke, metrics, stage
 
 def action_probs(run, frames: np.ndarray, previous: list[int]) -> torch.Tensor:
     """The policy's probabilities at every frame of an episode, fed ``previous`` as the actions taken."""
-    state = load_agent_state(run)
-    agent = Agent.from_description(state["agent"], state["path"])
-    agent.load_state_dict(state["model"])
-    policy = AgentPolicy(agent, build_tokenizer(state["tokenizer"]), agent.tasks[0])
+    agent, state = load_agent(run)
+    policy = AgentPolicy(agent, tokenizer_from_record(state["tokenizer"], state["path"]), agent.tasks[0])
     policy.reset([None], [0])
     probs = []
     with torch.no_grad():
@@ -42,7 +39,7 @@ def test_blind_policy_ignores_past_actions_in_eval_and_phase3(tmp_path_factory, 
     train_phase2(Phase2TrainOptions(data=str(root / "store"), wm=str(root / "phase1"), out=str(blind),
                                     config=str(root / "phase2.yaml"), sets=["agent.policy_sees_actions=false"],
                                     steps=3, device="cpu"))
-    assert load_agent_state(blind)["agent"]["agent"]["policy_sees_actions"] is False
+    assert load_checkpoint(blind, "agent")["agent"]["agent"]["policy_sees_actions"] is False
 
     frames = zarr.open_group(str(root / "store"), mode="r")["data/frames"][:6]
     noop, moves = [0] * 6, [1, 3, 1, 3, 1, 3]

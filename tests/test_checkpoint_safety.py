@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dreamer_model.errors import ModelError
-from dreamer_model.train.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from dreamer_model.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 
 
 class _TouchOnLoad:

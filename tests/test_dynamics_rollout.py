@@ -21,12 +21,12 @@ import zarr
 from PIL import Image
 
 from dreamer_data.store.manifest import load_manifest
+from dreamer_model.checkpoint import load_store_tokenizer, load_world_model, model_hash, save_checkpoint
 from dreamer_model.configs import TokenizerConfig, TokenizerRun, TransformerConfig, to_dict
 from dreamer_model.errors import ModelError
-from dreamer_model.rollout import load_store_tokenizer, rollout_video
+from dreamer_model.rollout import rollout_video
 from dreamer_model.tokenizer import Tokenizer
-from dreamer_model.train.checkpoint import model_hash, save_checkpoint
-from dreamer_model.train.phase1 import Phase1TrainOptions, load_world_model, train_phase1
+from dreamer_model.train.phase1 import Phase1TrainOptions, train_phase1
 from dynamics_toy import D_Z, S_Z, write_toy_store
 from test_phase1_train import SMALL
 

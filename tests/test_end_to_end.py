@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import zarr
 
-from dreamer_model.train.checkpoint import list_checkpoints, load_checkpoint
+from dreamer_model.checkpoint import list_checkpoints, load_checkpoint
 from test_agent_pipeline import STEPS, cli, metrics, stage
 
 

@@ -16,7 +16,7 @@ from dreamer_data.ingest import IngestPlan, ingest
 from dreamer_data.sources import ReadOptions
 from dreamer_data.sources.minatar import MinAtarSource
 from dreamer_data.store.reader import StoreReader
-from dreamer_model.agent.checkpoint import env_settings
+from dreamer_model.stores import env_settings
 
 Environment = minatar_environment()  # MinAtar's own class (imported without its GUI libraries)
 

@@ -79,7 +79,8 @@ def test_tokenizer_draws_the_one_cell_ball(pipeline):
 
 
 def test_bc_beats_random_in_the_real_game(pipeline):
-    from dreamer_model.agent.checkpoint import build_tokenizer, env_settings, load_agent, tokenizer_record
+    from dreamer_model.checkpoint import load_agent, tokenizer_from_record, tokenizer_record
+    from dreamer_model.stores import env_settings
     from dreamer_model.eval.envs import EnvSettings
     from dreamer_model.eval.policies import AgentPolicy, BehaviourPolicy
     from dreamer_model.eval.runner import evaluate
@@ -87,7 +88,7 @@ def test_bc_beats_random_in_the_real_game(pipeline):
     store = str(pipeline["store"])
     manifest = json.loads((pipeline["store"] / "manifest.json").read_text())
     settings = EnvSettings(**env_settings(manifest, store)).checked()
-    tokenizer = build_tokenizer(tokenizer_record(manifest["latents"], store)).eval()
+    tokenizer = tokenizer_from_record(tokenizer_record(manifest["latents"], store), store)
     agent, _ = load_agent(pipeline["phase2"])
 
     def returns(policy) -> np.ndarray:

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from checkpoint_pipeline import KINDS, STAGES, model_outputs, run_pipeline, train_losses
-from dreamer_model.train.checkpoint import load_checkpoint, model_hash
+from dreamer_model.checkpoint import load_checkpoint, model_hash
 
 OLD = Path(__file__).parent / "data" / "old_checkpoints"
 # Not compared: paths recorded in a checkpoint (the store, the runs it started from) name the folder it was built

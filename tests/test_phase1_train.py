@@ -11,9 +11,9 @@ import torch
 
 from conftest import cli_command
 from dreamer_model.errors import ModelError
-from dreamer_model.train.checkpoint import list_checkpoints, load_checkpoint
+from dreamer_model.checkpoint import list_checkpoints, load_checkpoint, load_world_model
 from dreamer_model.train.logging import read_metrics
-from dreamer_model.train.phase1 import Phase1TrainOptions, load_world_model, train_phase1
+from dreamer_model.train.phase1 import Phase1TrainOptions, train_phase1
 from dynamics_toy import write_toy_store
 
 SMALL = ["dynamics.context=6", "dynamics.k_max=8", "train.batch=4", "train.log_every=1", "train.eval_every=2",

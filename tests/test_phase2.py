@@ -15,7 +15,7 @@ from dreamer_model.agent.model import Agent
 from dreamer_model.configs import TransformerConfig
 from dreamer_model.dynamics import DynamicsConfig, DynamicsModel, Sampler
 from dreamer_model.dynamics.actions import ActionField
-from dreamer_model.train.checkpoint import load_checkpoint
+from dreamer_model.checkpoint import load_checkpoint
 from dreamer_model.train.phase2 import Phase2TrainOptions, train_phase2
 from test_agent_pipeline import invoke, metrics, stage
 

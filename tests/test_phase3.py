@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from dreamer_model.train.checkpoint import load_checkpoint
+from dreamer_model.checkpoint import load_checkpoint
 from test_agent_pipeline import CONFIGS, STEPS, invoke, metrics, stage
 
 LOGGED = ("policy_loss", "pmpo_negative", "pmpo_positive", "pmpo_kl_term", "adv_frac_positive", "advantage_mean",

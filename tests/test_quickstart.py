@@ -23,7 +23,7 @@ import zarr
 from PIL import Image
 
 from conftest import cli_command
-from dreamer_model.train.checkpoint import list_checkpoints, load_checkpoint
+from dreamer_model.checkpoint import list_checkpoints, load_checkpoint
 
 MINUTES = "0.5"  # the plan's floor: 6 collected episodes of <= 100 steps, 4 evaluation episodes per policy
 STAGES = ("collect", "ingest", "tokenizer", "tokenize", "phase1", "rollout", "phase2", "phase3",

@@ -19,9 +19,10 @@ import zarr
 from conftest import cli_command
 from dreamer_data.store.manifest import load_manifest
 from dreamer_data.tokenize import tokenize_store
-from dreamer_model.rollout import load_store_tokenizer, rollout_video
+from dreamer_model.checkpoint import load_store_tokenizer, load_world_model
+from dreamer_model.rollout import rollout_video
 from dreamer_model.tokenizer.frame_encoder import TokenizerFrameEncoder
-from dreamer_model.train.phase1 import Phase1TrainOptions, load_world_model, train_phase1
+from dreamer_model.train.phase1 import Phase1TrainOptions, train_phase1
 from dreamer_model.train.tokenizer_trainer import TokenizerTrainOptions, train_tokenizer
 from test_phase1_train import SMALL
 

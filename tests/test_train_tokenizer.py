@@ -19,7 +19,7 @@ from cli.data import app as data_app
 from cli.train import app as train_app
 from dreamer_data.store.manifest import load_manifest
 from dreamer_data.store.verify import verify_store
-from dreamer_model.train.checkpoint import list_checkpoints, load_checkpoint
+from dreamer_model.checkpoint import list_checkpoints, load_checkpoint
 from dreamer_model.train.logging import read_metrics
 from dreamer_model.train.tokenizer_trainer import TokenizerTrainOptions, train_tokenizer
 from test_tokenize_store import make_frame_store

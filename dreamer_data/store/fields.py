@@ -43,3 +43,18 @@ class FieldSpec:
     @classmethod
     def from_json(cls, name: str, data: dict) -> "FieldSpec":
         return cls(name=name, dtype=data["dtype"], shape=tuple(data["shape"]), chunk_rows=data["chunk_rows"])
+
+
+# Names of the per-frame fields readers look up (docs/FORMAT.md; ``is_first`` is added to every window item by the
+# loaders): one place, for the data and the model side.
+FRAMES = "frames"
+LATENTS = "latents"
+REWARDS = "rewards"
+IS_TERMINAL = "is_terminal"
+IS_FIRST = "is_first"
+HAS_ACTION = "has_action"
+
+
+def action_field(name: str) -> str:
+    """The field of the action component ``name`` of a manifest's ``actions`` entry."""
+    return f"actions/{name}"

@@ -4,7 +4,8 @@ Components by kind (docs/FORMAT.md): ``categorical`` (one class of ``size``), ``
 independent buttons), ``continuous`` (``size`` reals, bounded by the manifest's per-dimension
 statistics min/max when present, else [−1, 1]). Minecraft stores ``camera_deg`` beside the 121-class
 ``camera``: the lossless degrees are a recording of the same thing, so the policy acts in the
-discretised camera (paper: 23 Bernoulli buttons + a 121-way categorical) and skips them.
+discretised camera (paper: 23 Bernoulli buttons + a 121-way categorical) and skips them. The manifest entry is
+read once, by ``dynamics.actions.read_action_spec``, for the world model's inputs and the policy's outputs alike.
 
 A component ``name`` is read from the store field ``actions/name``.
 """
@@ -16,10 +17,10 @@ from typing import Mapping
 
 import torch
 
-from ..errors import ModelError
+from dreamer_data.store.fields import action_field
 
-KINDS = ("categorical", "binary", "continuous")
-REDUNDANT = {"camera_deg": "camera"}  # skipped when the component on the right exists
+from ..dynamics.actions import read_action_spec
+from ..errors import ModelError
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class ActionComponent:
 
     @property
     def field(self) -> str:
-        return f"actions/{self.name}"
+        return action_field(self.name)
 
     @property
     def params(self) -> int:
@@ -49,20 +50,13 @@ class ActionSpace:
         if not actions:
             raise ModelError(f"{source}: the store has no actions (manifest 'actions' is empty); a policy needs them")
         parts = []
-        for name, spec in actions.items():
-            if name in REDUNDANT and REDUNDANT[name] in actions:
-                continue
-            kind = spec.get("kind")
-            if kind not in KINDS:
-                raise ModelError(f"{source}: action {name!r} has kind {kind!r}; a policy supports {', '.join(KINDS)}")
-            size = int(spec["size"])
+        for spec in read_action_spec(actions, source):
             low = high = ()
-            if kind == "continuous":
-                stats = spec.get("stats") or {}
-                low = tuple(float(v) for v in stats.get("min", [-1.0] * size))
-                high = tuple(float(v) for v in stats.get("max", [1.0] * size))
+            if spec.kind == "continuous":
+                low = tuple(float(v) for v in spec.stats.get("min", [-1.0] * spec.size))
+                high = tuple(float(v) for v in spec.stats.get("max", [1.0] * spec.size))
                 high = tuple(h if h > l else l + 1e-3 for l, h in zip(low, high))
-            parts.append(ActionComponent(name, kind, size, low, high))
+            parts.append(ActionComponent(spec.name, spec.kind, spec.size, low, high))
         return cls(tuple(parts))
 
     def to_dict(self) -> list[dict]:

@@ -24,19 +24,48 @@ null embedding instead.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Mapping
 
 import torch
 from torch import nn
 
+from dreamer_data.store.fields import HAS_ACTION, IS_FIRST, action_field
+
 from ..errors import ModelError
 
 KINDS = ("categorical", "binary", "continuous")
-# A field that only restates another at higher precision; the model reads the twin (paper: 121 classes).
+# A field that only restates another at higher precision; models read the twin (paper: 121 classes).
 DERIVED = {"camera_deg": "camera"}
-HAS_ACTION = "has_action"
-IS_FIRST = "is_first"
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """One component of a store manifest's ``actions`` entry (docs/FORMAT.md), as every model reads it."""
+
+    name: str
+    kind: str
+    size: int
+    stats: Mapping = field(default_factory=dict, compare=False)  # per-dimension min / max / mean / std
+
+    @property
+    def store_field(self) -> str:
+        return action_field(self.name)
+
+
+def read_action_spec(manifest_actions: Mapping | None, source: str = "store") -> list[ActionSpec]:
+    """The action components of a manifest's ``actions`` entry, in its order, derived twins skipped, checked."""
+    spec = dict(manifest_actions or {})
+    components = []
+    for name, entry in spec.items():
+        if name in DERIVED and DERIVED[name] in spec:
+            continue
+        kind, size = entry.get("kind"), entry.get("size")
+        if kind not in KINDS or not isinstance(size, int) or size < 1:
+            raise ModelError(f"{source}: manifest action {name!r} has kind {kind!r} and size {size!r}; the "
+                             f"models read kinds {', '.join(KINDS)} with a positive size")
+        components.append(ActionSpec(name, kind, size, entry.get("stats") or {}))
+    return components
 
 
 @dataclass(frozen=True)
@@ -51,27 +80,18 @@ class ActionField:
 
     @property
     def store_field(self) -> str:
-        return f"actions/{self.name}"
+        return action_field(self.name)
 
 
 def action_fields(manifest_actions: Mapping | None, source: str = "store") -> list[ActionField]:
     """The action fields the dynamics model reads, from a manifest's ``actions`` entry (sorted by name)."""
     fields = []
-    spec = dict(manifest_actions or {})
-    for name in sorted(spec):
-        entry = spec[name]
-        if name in DERIVED and DERIVED[name] in spec:
-            continue
-        kind, size = entry.get("kind"), entry.get("size")
-        if kind not in KINDS or not isinstance(size, int) or size < 1:
-            raise ModelError(f"{source}: manifest action {name!r} has kind {kind!r} and size {size!r}; the "
-                             f"dynamics model reads kinds {', '.join(KINDS)} with a positive size")
+    for spec in sorted(read_action_spec(manifest_actions, source), key=lambda s: s.name):
         mean = std = None
-        stats = entry.get("stats") or {}
-        if kind == "continuous" and stats.get("mean") is not None and stats.get("std") is not None:
-            mean = tuple(float(v) for v in stats["mean"])
-            std = tuple(max(float(v), 1e-6) for v in stats["std"])
-        fields.append(ActionField(name, kind, size, mean, std))
+        if spec.kind == "continuous" and spec.stats.get("mean") is not None and spec.stats.get("std") is not None:
+            mean = tuple(float(v) for v in spec.stats["mean"])
+            std = tuple(max(float(v), 1e-6) for v in spec.stats["std"])
+        fields.append(ActionField(spec.name, spec.kind, spec.size, mean, std))
     return fields
 
 

@@ -18,8 +18,9 @@ import torch
 from dreamer_data.collect.minatar_render import DEFAULT_PALETTE
 from dreamer_data.collect.policies import POLICIES
 
-from ..agent.checkpoint import build_tokenizer, env_settings, load_agent, store_manifest
+from ..checkpoint import load_agent, tokenizer_from_record
 from ..errors import ModelError
+from ..stores import env_settings, read_manifest
 from .envs import ENVS, EnvSettings
 from .policies import AgentPolicy, BehaviourPolicy
 from .report import summary_lines, write_outputs
@@ -72,7 +73,7 @@ def prepare(options: EvalOptions):
     if options.ckpt is not None:
         agent, state = load_agent(options.ckpt)
         settings = _settings(state["env"], options, state["path"])
-        tokenizer = build_tokenizer(state["tokenizer"])
+        tokenizer = tokenizer_from_record(state["tokenizer"], state["path"])
         if tuple(settings.size) != (tokenizer.cfg.height, tokenizer.cfg.width):
             raise ModelError(f"{state['path']}: the tokenizer reads {tokenizer.cfg.height}x{tokenizer.cfg.width} "
                              f"frames, the environment settings say {settings.size}")
@@ -87,7 +88,7 @@ def prepare(options: EvalOptions):
     if options.policy not in POLICIES:
         raise ModelError(f"unknown behaviour policy {options.policy!r}; choose from {', '.join(POLICIES)}")
     if options.data is not None:
-        manifest = store_manifest(options.data)
+        manifest = read_manifest(options.data)
         base = env_settings(manifest, options.data)
     else:
         base = {"env": options.env, "game": options.game, "sticky_prob": 0.1, "ramping": True,

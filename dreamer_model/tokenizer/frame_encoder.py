@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..configs import tokenizer_run_from_dict
+from ..checkpoint import load_tokenizer
 from ..nn import TimeCache
-from ..train.checkpoint import load_checkpoint
 from .model import Tokenizer
 
 
@@ -37,11 +36,9 @@ class TokenizerFrameEncoder:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "TokenizerFrameEncoder":
-        state = load_checkpoint(path, "tokenizer")
-        run = tokenizer_run_from_dict(state["config"], state["path"])
-        model = Tokenizer(run.tokenizer)
-        model.load_state_dict(state["model"])
-        description = {"checkpoint": str(Path(state["path"]).resolve()), "preset": run.preset, "step": state["step"]}
+        model, state = load_tokenizer(path)
+        description = {"checkpoint": str(Path(state["path"]).resolve()), "preset": state["config"]["preset"],
+                       "step": state["step"]}
         return cls(model, state["model_hash"], description, device)
 
     def reset(self) -> None:

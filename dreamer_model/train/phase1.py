@@ -33,21 +33,20 @@ from torch.utils.data import DataLoader
 
 from dreamer_data import WindowDataset
 from dreamer_data.loaders import WindowSampler
-from dreamer_data.store.manifest import load_manifest
+from dreamer_data.store.fields import LATENTS
 
+from ..checkpoint import WORLD_MODEL, list_checkpoints, load_checkpoint, model_hash, save_checkpoint
 from ..configs import to_dict
-from ..dynamics import DynamicsModel, Sampler, ShortcutForcingLoss, action_fields, shift_actions
-from ..dynamics.actions import HAS_ACTION, ActionField, fields_from_dicts, fields_to_dicts
+from ..dynamics import DynamicsModel, Sampler, ShortcutForcingLoss, shift_actions
+from ..dynamics.actions import fields_from_dicts, fields_to_dicts
 from ..dynamics.config import OBJECTIVES, Phase1Run, phase1_run_from_dict, resolve_phase1_run, validate_dynamics
 from ..errors import ModelError
-from .checkpoint import list_checkpoints, load_checkpoint, model_hash, save_checkpoint
+from ..stores import latents_entry, read_manifest, store_action_fields, world_model_fields
 from .distributed import Distributed, init_distributed, set_threads
 from .logging import RunLog
 from .tokenizer_trainer import learning_rate, parameter_groups, split_episodes, step_generator, stop_on_sigint
 
 Report = Callable[[str, dict], None]
-KIND = "dynamics"
-LATENTS = "latents"
 
 
 @dataclass
@@ -66,23 +65,6 @@ class Phase1TrainOptions:
     objective: str | None = None  # overrides dynamics.objective: "shortcut" or "flow" (the baseline)
 
 
-def store_latent_info(store: str) -> tuple[dict, list[ActionField], bool]:
-    """(manifest latents entry, action fields, has_action present) of a store, with clear errors."""
-    manifest = load_manifest(store)
-    if LATENTS not in manifest.get("fields", {}):
-        raise ModelError(f"{store}: store has no latents; run `dreamer-data tokenize {store} --ckpt TOKENIZER_RUN` "
-                         f"first (phase 1 trains on cached latents only)")
-    fields = action_fields(manifest.get("actions"), f"{store}/manifest.json")
-    missing = [f.store_field for f in fields if f.store_field not in manifest["fields"]]
-    if missing:
-        raise ModelError(f"{store}: manifest describes actions {', '.join(missing)} but the store has no such field")
-    return manifest.get("latents") or {}, fields, HAS_ACTION in manifest["fields"]
-
-
-def load_fields(fields: list[ActionField], has_action: bool) -> tuple[str, ...]:
-    return (LATENTS, *[f.store_field for f in fields], *((HAS_ACTION,) if has_action else ()))
-
-
 class Phase1Trainer:
     def __init__(self, options: Phase1TrainOptions, report: Report | None = None):
         self.options = options
@@ -91,7 +73,9 @@ class Phase1Trainer:
         self.device = self.dist.device
         self.out = Path(options.out)
         store = options.data
-        self.latent_entry, store_fields, self.has_action = store_latent_info(store)
+        manifest = read_manifest(store)
+        self.latent_entry = latents_entry(manifest, store)
+        store_fields, self.has_action = store_action_fields(manifest, store)
         self.resume_state = self._resume_state()
         if self.resume_state is not None:
             source = self.resume_state["path"]
@@ -152,11 +136,11 @@ class Phase1Trainer:
             return None
         if not existing:
             raise ModelError(f"{self.out}: --resume but the run has no checkpoint ({self.out}/checkpoints/step_*.pt)")
-        return load_checkpoint(existing[-1], KIND)
+        return load_checkpoint(existing[-1], WORLD_MODEL)
 
     def _build_data(self) -> None:
         cfg, train, store = self.run.dynamics, self.run.train, self.options.data
-        load = load_fields(self.fields, self.has_action)
+        load = world_model_fields(self.fields, self.has_action)
         everything = WindowDataset(store, length=cfg.context, load=load)
         latent_shape = tuple(everything[0][LATENTS].shape[1:])
         if self.resume_state is None:
@@ -246,7 +230,7 @@ class Phase1Trainer:
             return None
         config = to_dict(self.run)
         state = {
-            "kind": KIND, "version": 1, "step": self.step, "seed": self.seed, "config": config,
+            "kind": WORLD_MODEL, "version": 1, "step": self.step, "seed": self.seed, "config": config,
             "model": self.model.state_dict(), "model_hash": model_hash(self.model.state_dict(), config["dynamics"]),
             "optimizer": self.optimizer.state_dict(), "loss_norm": self.loss_fn.state_dict(),
             "action_fields": fields_to_dicts(self.fields), "latents": self.latent_entry,
@@ -320,11 +304,3 @@ def train_phase1(options: Phase1TrainOptions, report: Report | None = None) -> d
     finally:
         trainer.close()
 
-
-def load_world_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[DynamicsModel, dict]:
-    """A trained dynamics model (eval mode) and its checkpoint state, from a run directory or file."""
-    state = load_checkpoint(path, KIND, map_location="cpu")
-    run = phase1_run_from_dict(state["config"], state["path"])
-    model = DynamicsModel(run.dynamics, fields_from_dicts(state["action_fields"]))
-    model.load_state_dict(state["model"])
-    return model.to(device).eval(), state

@@ -33,25 +33,24 @@ from torch.utils.data import DataLoader
 
 from dreamer_data import WindowDataset
 from dreamer_data.loaders import WindowSampler
+from dreamer_data.store.fields import HAS_ACTION, IS_FIRST, IS_TERMINAL, LATENTS, REWARDS
 
 from ..agent.actions import ActionSpace
-from ..agent.checkpoint import (KIND, env_settings, parse_tasks, require_latents, store_manifest,
-                                tokenizer_record)
 from ..agent.config import Phase2Run, validate_agent
 from ..agent.model import Agent
+from ..agent.tasks import parse_tasks
 from ..agent.targets import incoming, shift_ahead
+from ..checkpoint import (AGENT, list_checkpoints, load_checkpoint, load_world_model, model_hash, save_checkpoint,
+                          tokenizer_record)
 from ..configs import apply_overrides, load_yaml, parse_set
 from ..dynamics import Sampler, ShortcutForcingLoss, shift_actions
-from ..dynamics.actions import HAS_ACTION, IS_FIRST
 from ..errors import ModelError
-from .checkpoint import list_checkpoints, load_checkpoint, model_hash, save_checkpoint
+from ..stores import env_settings, latents_entry, read_manifest
 from .distributed import set_threads
 from .logging import RunLog
-from .phase1 import load_world_model
 from .tokenizer_trainer import learning_rate, parameter_groups, split_episodes, step_generator, stop_on_sigint
 
 Report = Callable[[str, dict], None]
-LATENTS, REWARDS, TERMINAL = "latents", "rewards", "is_terminal"
 
 
 @dataclass
@@ -98,7 +97,7 @@ def bc_losses(agent: Agent, h_BTD: torch.Tensor, batch: dict[str, torch.Tensor],
     bc_nll_BTN = -dist.log_prob(targets)
     bc = (bc_nll_BTN * masks).sum() / masks.sum().clamp(min=1)
     # reward and continuation of arriving at step t+n
-    r_in, c_in, valid_in = incoming(reward_BT, batch[TERMINAL], has_action_BT, batch[IS_FIRST])
+    r_in, c_in, valid_in = incoming(reward_BT, batch[IS_TERMINAL], has_action_BT, batch[IS_FIRST])
     r_target, r_mask = shift_ahead(r_in, valid_in, mtp)
     c_target, _ = shift_ahead(c_in, valid_in, mtp)
     reward_logits = agent.reward(h_BTD)  # (B, T, L+1, bins)
@@ -136,8 +135,8 @@ class Phase2Trainer:
         self.device = _device(options.device)
         self.out = Path(options.out)
         store = options.data
-        self.manifest = store_manifest(store)
-        self.latents = require_latents(self.manifest, store)
+        self.manifest = read_manifest(store)
+        self.latents = latents_entry(self.manifest, store)
         self.resume_state = self._resume_state()
         self.loss_norm = None
         if self.resume_state is not None:
@@ -207,7 +206,7 @@ class Phase2Trainer:
             return None
         if not existing:
             raise ModelError(f"{self.out}: --resume but the run has no checkpoint ({self.out}/checkpoints/step_*.pt)")
-        state = load_checkpoint(existing[-1], KIND)
+        state = load_checkpoint(existing[-1], AGENT)
         if state.get("phase") != 2:
             raise ModelError(f"{state['path']}: a phase-{state.get('phase')} agent checkpoint, not phase 2")
         return state
@@ -216,9 +215,9 @@ class Phase2Trainer:
         store, train = self.options.data, self.run.train
         fields = self.manifest["fields"]
         load = [LATENTS, *self.agent.space.fields, *[f.store_field for f in self.agent.world.action_fields],
-                *(HAS_ACTION,) * (HAS_ACTION in fields), REWARDS, TERMINAL]
+                *(HAS_ACTION,) * (HAS_ACTION in fields), REWARDS, IS_TERMINAL]
         load += sorted({t.field for t in self.tasks} - set(load))
-        for name in (REWARDS, TERMINAL):
+        for name in (REWARDS, IS_TERMINAL):
             if name not in fields:
                 raise ModelError(f"{store}: phase 2 needs the {name!r} field; the store has none")
         load = list(dict.fromkeys(load))
@@ -302,7 +301,7 @@ class Phase2Trainer:
 
     def checkpoint(self) -> Path:
         config = asdict(self.run)
-        state = {"kind": KIND, "phase": 2, "version": 1, "step": self.step, "seed": self.seed, "config": config,
+        state = {"kind": AGENT, "phase": 2, "version": 1, "step": self.step, "seed": self.seed, "config": config,
                  "agent": self.agent.describe(), "model": self.agent.state_dict(),
                  "model_hash": model_hash(self.agent.state_dict(), config),
                  "optimizer": self.optimizer.state_dict(), "loss_norm": self.loss_fn.state_dict(),

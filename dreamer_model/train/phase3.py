@@ -37,26 +37,26 @@ from torch.utils.data import DataLoader
 
 from dreamer_data import WindowDataset
 from dreamer_data.loaders import WindowSampler
+from dreamer_data.store.fields import HAS_ACTION, LATENTS
 
-from ..agent.checkpoint import KIND, load_agent_state, parse_tasks, require_latents, store_manifest
 from ..agent.config import AgentConfig, Phase3Run, validate_agent
 from ..agent.heads import PolicyHead
 from ..agent.model import Agent
+from ..agent.tasks import parse_tasks
 from ..agent.pmpo import pmpo_loss
 from ..agent.returns import lambda_returns, state_weights
 from ..agent.target import EMATarget
 from ..agent.twohot import SymlogBins
+from ..checkpoint import AGENT, list_checkpoints, load_checkpoint, model_hash, save_checkpoint
 from ..configs import apply_overrides, load_yaml, parse_set
 from ..dynamics import Sampler, shift_actions
-from ..dynamics.actions import HAS_ACTION
 from ..errors import ModelError
-from .checkpoint import list_checkpoints, load_checkpoint, model_hash, save_checkpoint
+from ..stores import latents_entry, read_manifest
 from .distributed import set_threads
 from .logging import RunLog
 from .tokenizer_trainer import split_episodes, step_generator, stop_on_sigint
 
 Report = Callable[[str, dict], None]
-LATENTS = "latents"
 # Agent fields that shape the networks or what the policy reads: phase 3 may not change them.
 STRUCTURE = ("agent_tokens", "head_hidden", "head_layers", "mtp", "bins", "bins_low", "bins_high",
              "policy_sees_actions")
@@ -113,10 +113,10 @@ class Phase3Trainer:
         self.device = pick_device(options.device)
         self.out = Path(options.out)
         store = options.data
-        self.manifest = store_manifest(store)
-        self.latents = require_latents(self.manifest, store)
+        self.manifest = read_manifest(store)
+        self.latents = latents_entry(self.manifest, store)
         self.resume_state = self._resume_state()
-        base = self.resume_state if self.resume_state is not None else load_agent_state(options.agent)
+        base = self.resume_state if self.resume_state is not None else load_checkpoint(options.agent, AGENT)
         if self.resume_state is None and base.get("phase") != 2:
             raise ModelError(f"{base['path']}: phase 3 starts from a phase-2 agent, this is phase {base.get('phase')}")
         if (base.get("latents") or {}).get("checkpoint_hash") != self.latents.get("checkpoint_hash"):
@@ -171,7 +171,7 @@ class Phase3Trainer:
             return None
         if not existing:
             raise ModelError(f"{self.out}: --resume but the run has no checkpoint ({self.out}/checkpoints/step_*.pt)")
-        state = load_checkpoint(existing[-1], KIND)
+        state = load_checkpoint(existing[-1], AGENT)
         if state.get("phase") != 3:
             raise ModelError(f"{state['path']}: a phase-{state.get('phase')} agent checkpoint, not phase 3")
         return state
@@ -324,7 +324,7 @@ class Phase3Trainer:
         config = asdict(self.run)
         description = {**self.agent.describe(), "agent": asdict(self.run.agent)}
         state = {**{k: v for k, v in self.base.items() if k in ("tokenizer", "env", "wm", "latents")},
-                 "kind": KIND, "phase": 3, "version": 1, "step": self.step, "seed": self.seed, "config": config,
+                 "kind": AGENT, "phase": 3, "version": 1, "step": self.step, "seed": self.seed, "config": config,
                  "agent": description, "model": self.agent.state_dict(),
                  "model_hash": model_hash(self.agent.state_dict(), config),
                  "prior_policy": self.prior.state_dict(), "slow_value": self.slow_value.module.state_dict(),

@@ -31,12 +31,12 @@ from dreamer_data.loaders import EpisodeSplit, WindowSampler
 from dreamer_data.patches import unpatchify
 from dreamer_data.store.manifest import load_manifest
 
+from ..checkpoint import TOKENIZER, list_checkpoints, load_checkpoint, model_hash, save_checkpoint
 from ..configs import TokenizerRun, TrainConfig, resolve_tokenizer_run, to_dict, tokenizer_run_from_dict
 from ..errors import ModelError
 from ..eval.objects import GRID_FIELD, CellCounts
 from ..tokenizer import Tokenizer
 from ..tokenizer.loss import TokenizerLoss, psnr
-from .checkpoint import list_checkpoints, load_checkpoint, model_hash, save_checkpoint
 from .distributed import Distributed, init_distributed, set_threads
 from .images import save_grid, to_uint8
 from .logging import RunLog
@@ -178,7 +178,7 @@ class TokenizerTrainer:
             return None
         if not existing:
             raise ModelError(f"{self.out}: --resume but the run has no checkpoint ({self.out}/checkpoints/step_*.pt)")
-        return load_checkpoint(existing[-1], "tokenizer")
+        return load_checkpoint(existing[-1], TOKENIZER)
 
     def _build_data(self) -> None:
         cfg, train, store = self.run.tokenizer, self.run.train, self.options.data
@@ -282,7 +282,7 @@ class TokenizerTrainer:
             return None
         config = to_dict(self.run)
         state = {
-            "kind": "tokenizer", "version": 1, "step": self.step, "seed": self.seed, "config": config,
+            "kind": TOKENIZER, "version": 1, "step": self.step, "seed": self.seed, "config": config,
             "model": self.model.state_dict(), "model_hash": model_hash(self.model.state_dict(), config["tokenizer"]),
             "optimizer": self.optimizer.state_dict(),
             "loss_norm": {"mse": self.loss_fn.mse_rms.state_dict(), "lpips": self.loss_fn.lpips_rms.state_dict()},
