@@ -193,3 +193,19 @@ def test_scripted_policy_chops_wood_and_makes_a_pickaxe():
     for goal in ("collect_wood", "place_table", "make_wood_pickaxe"):
         assert goal in info["achievements_unlocked"], info["achievements_unlocked"]
     assert info["policy"] == "noisy-scripted" and info["epsilon"] == 0.1
+
+
+def test_a_folder_of_collect_runs_ingests_as_one_store(tmp_path):
+    """raw/random + raw/scripted (two behaviour policies) → one store, as for MinAtar; it was read as a
+    folder of Crafter recorder episodes and failed every episode."""
+    for policy, seed in (("random", 1), ("noisy-scripted", 2)):
+        result = run_cli("collect", "crafter", "--episodes", "2", "--out", tmp_path / "raw" / policy, "--seed",
+                         str(seed), "--policy", policy, "--max-steps", "60")
+        assert result.returncode == 0, result.stderr
+    result = run_cli("ingest", "crafter", tmp_path / "raw", "--out", tmp_path / "store")
+    assert result.returncode == 0, result.stderr
+    manifest = read_manifest(tmp_path / "store")
+    assert [e["id"] for e in manifest["episodes"]] == [f"{p}/episodes/{i:06d}" for p in ("noisy-scripted", "random")
+                                                     for i in range(2)]
+    assert not manifest["failed"] and manifest["source"]["settings"]["collect"]["policy"] == "noisy-scripted+random"
+    assert "semantic" in manifest["fields"]

@@ -51,12 +51,18 @@ class CrafterSource(RawEpisodeSource):
     def has_semantic(self) -> bool:
         """Whether the episodes carry the view's tile ids (RAW runs collected since they were recorded)."""
         if getattr(self, "_has_semantic", None) is None:
-            raw_layout = self.has_run() or bool(self.run_folders())
-            self._has_semantic = raw_layout and self.run.get("semantic_view") == list(LOCAL_VIEW)
+            self._has_semantic = self.is_raw and self.run.get("semantic_view") == list(LOCAL_VIEW)
         return self._has_semantic
 
+    @property
+    def is_raw(self) -> bool:
+        """SRC is a collect RAW folder or a folder of them (else: a folder of Crafter recorder episodes)."""
+        if getattr(self, "_is_raw", None) is None:
+            self._is_raw = self.has_run() or bool(self.run_folders())
+        return self._is_raw
+
     def list_episodes(self) -> list[EpisodeRef]:
-        if self.has_run():
+        if self.is_raw:
             return super().list_episodes()
         refs = [EpisodeRef(self.episode_id(path, drop_extension=True), {"recorder": path})
                 for path in self.walk_files()
@@ -67,7 +73,7 @@ class CrafterSource(RawEpisodeSource):
         return sorted(refs, key=lambda ref: ref.id)
 
     def settings(self) -> dict:
-        if self.has_run():
+        if self.is_raw:
             return super().settings()
         return {**Source.settings(self), "layout": "crafter-recorder"}
 
