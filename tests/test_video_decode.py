@@ -152,3 +152,30 @@ def test_decord_size_it_cannot_produce_blames_the_backend_not_the_file(video):
         decode_all(str(video), "decord", size=(36, 48))
     assert "decord cannot resize to 36x48" in caught.value.reason and "pyav" in caught.value.reason
     assert len(decode_all(str(video), "pyav", size=(36, 48))) == N_FRAMES
+
+
+def test_stop_ends_decoding_at_that_frame(video):
+    decoded = decode_video(str(video), file="clip.mp4", size=(36, 64), chunk=4, stop=10)
+    chunks = list(decoded)
+    assert [len(c) for c in chunks] == [4, 4, 2] and decoded.backend == "pyav"
+    assert [makers.pattern_index(f) for f in np.concatenate(chunks)] == list(range(10))
+
+
+def test_decord_that_cannot_open_a_file_hands_it_to_pyav_once(tmp_path, caplog):
+    """decord's FFmpeg has no AV1 decoder (LeRobot's default codec): PyAV reads the file, one warning per file."""
+    from lerobot_makers import read_code, write_video
+
+    assert "libsvtav1" in av.codecs_available
+    path = write_video(tmp_path / "av1.mp4", list(range(12)), 64, 64, fps=10, codec="libsvtav1", gop=2, crf=30)
+    caplog.set_level("WARNING")
+    runs = []
+    for _ in range(2):  # the same file twice (two episodes of one v3 file): still one line
+        decoded = decode_video(str(path), file=str(path), size=(32, 32), backend="decord", chunk=5)
+        runs.append((np.concatenate(list(decoded)), decoded.backend))
+    plain = decode_all(str(path), "pyav", size=(32, 32))
+    for frames, backend in runs:
+        assert backend == "pyav" and [read_code(f) for f in frames] == list(range(12))
+        np.testing.assert_array_equal(frames, plain)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "dreamer_data.video.decode"]
+    assert len(warnings) == 1 and warnings[0].startswith(f"{path}: decord failed (cannot open video (")
+    assert "\n" not in warnings[0] and warnings[0].endswith("read with pyav instead")
