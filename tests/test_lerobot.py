@@ -57,6 +57,7 @@ def test_rows_and_frames_align_exactly(tmp_path, version, backend):
     assert np.flatnonzero(reader.array("is_terminal")[:]).tolist() == (ends - 1).tolist()
     assert reader.array("has_action")[:].all() and not reader.array("is_null_action")[:].any()
     assert [e["id"] for e in reader.episodes] == [f"episode_{i:06d}" for i in range(len(LENGTHS))]
+    assert [e["notes"]["decoder"] for e in reader.episodes] == [backend] * len(LENGTHS)
     if version == "v3.0":
         assert [e["notes"]["video_start_frame"] for e in reader.episodes] == [0, 7, 19, 0, 20]
     manifest = reader.manifest

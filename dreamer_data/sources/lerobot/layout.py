@@ -1,7 +1,9 @@
 """Where a LeRobot dataset keeps what: ``meta/info.json``, the episode table, file paths per episode.
 
 The episode table is a handful of integer arrays (not objects) because the source, table
-included, is pickled once per episode handed to a worker.
+included, is pickled once per episode handed to a worker. A camera is a feature of dtype ``video``
+(mp4 files, one per episode or, in v3, per group of episodes) or ``image`` (the frames themselves,
+in a parquet column of the data files: no video file and no video columns in the episode table).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ INFO_FILE = "meta/info.json"
 EPISODES_JSONL = "meta/episodes.jsonl"  # v2.x
 EPISODES_GLOB = "meta/episodes/chunk-*/file-*.parquet"  # v3.0
 ACTION, STATE = "action", "observation.state"
+CAMERA_DTYPES = ("video", "image")
 REWARD_KEYS = ("next.reward", "reward")
 DONE_KEYS = ("next.done", "done")
 
@@ -48,7 +51,7 @@ class EpisodeEntry:
     index: int
     length: int
     data: str  # URL of the parquet file holding its rows
-    video: str  # URL of the mp4 holding its frames
+    video: str | None  # URL of the mp4 holding its frames; None where they are images in the data rows
     video_start: int  # its first frame inside that file
     video_end: int | None  # exclusive end frame inside that file (v3: from to_timestamp); None = file end
 
@@ -97,7 +100,7 @@ class LeRobotLayout:
         try:
             version = str(info["codebase_version"])
             self.fps = info["fps"]
-            self.data_path, self.video_path = info["data_path"], info["video_path"]
+            self.data_path = info["data_path"]
             raw_features = info["features"]
         except KeyError as error:
             raise DreamerDataError(f"{self.info_url}: missing key {error}") from None
@@ -110,24 +113,31 @@ class LeRobotLayout:
                                       _vector_names(f.get("names"), int(np.prod(f.get("shape") or [1]))))
                          for key, f in raw_features.items()}
         self.camera = self._pick_camera(raw_features, camera)
+        self.camera_dtype = str(raw_features[self.camera]["dtype"])
+        self.video_path = info.get("video_path")
+        if self.camera_dtype == "video" and not isinstance(self.video_path, str):
+            raise DreamerDataError(f"{self.info_url}: camera {self.camera!r} is a video but video_path is "
+                                   f"{self.video_path!r}")
         self.native_size = _image_size(raw_features[self.camera], self.camera, self.info_url)
         self._load_table()
 
     # --- features ----------------------------------------------------------------------------------
     def _pick_camera(self, raw: dict, camera: str | None) -> str:
-        videos = sorted(key for key, f in raw.items() if f.get("dtype") == "video")
+        cameras = sorted(key for key, f in raw.items() if isinstance(f, dict) and f.get("dtype") in CAMERA_DTYPES)
         if camera is not None:
             if camera not in raw:
-                raise DreamerDataError(f"{self.info_url}: no feature {camera!r}; cameras: {', '.join(videos) or 'none'}")
-            if raw[camera].get("dtype") != "video":
+                raise DreamerDataError(f"{self.info_url}: no feature {camera!r}; cameras: "
+                                       f"{', '.join(cameras) or 'none'}")
+            if camera not in cameras:
                 raise DreamerDataError(f"{self.info_url}: feature {camera!r} has dtype {raw[camera].get('dtype')!r}; "
-                                       f"only video cameras are supported (cameras: {', '.join(videos) or 'none'})")
+                                       f"only video cameras or image features are supported (cameras: "
+                                       f"{', '.join(cameras) or 'none'})")
             return camera
-        if len(videos) == 1:
-            return videos[0]
-        if not videos:
-            raise DreamerDataError(f"{self.info_url}: no video features (image-in-parquet datasets are not supported)")
-        raise DreamerDataError(f"{self.info_url}: several cameras ({', '.join(videos)}); choose one with --camera")
+        if len(cameras) == 1:
+            return cameras[0]
+        if not cameras:
+            raise DreamerDataError(f"{self.info_url}: no camera (no feature of dtype video or image)")
+        raise DreamerDataError(f"{self.info_url}: several cameras ({', '.join(cameras)}); choose one with --camera")
 
     def feature(self, keys: tuple[str, ...] | str) -> Feature | None:
         for key in (keys,) if isinstance(keys, str) else keys:
@@ -179,9 +189,10 @@ class LeRobotLayout:
                                    f"lists its episodes in {EPISODES_GLOB})")
         video = f"videos/{self.camera}"
         wanted = {"index": "episode_index", "length": "length", "data_chunk": "data/chunk_index",
-                  "data_file": "data/file_index", "video_chunk": f"{video}/chunk_index",
-                  "video_file": f"{video}/file_index", "from": f"{video}/from_timestamp",
-                  "to": f"{video}/to_timestamp"}
+                  "data_file": "data/file_index"}
+        if self.camera_dtype == "video":
+            wanted.update(video_chunk=f"{video}/chunk_index", video_file=f"{video}/file_index",
+                          start=f"{video}/from_timestamp", end=f"{video}/to_timestamp")
         columns: dict[str, list] = {name: [] for name in wanted}
         for path in paths:
             url = path if protocol in ("file", "local") else f"{protocol}://{path}"
@@ -195,8 +206,11 @@ class LeRobotLayout:
                 if None in values:
                     raise DreamerDataError(f"{url}: column {column!r} has empty entries")
                 columns[name].extend(values)
-        start = [round(t * self.fps) for t in columns.pop("from")]  # timestamps only locate the episode
-        end = [round(t * self.fps) for t in columns.pop("to")]
+        if self.camera_dtype != "video":
+            none = [-1] * len(columns["index"])
+            return {**columns, "video_chunk": none, "video_file": none, "video_start": none, "video_end": none}
+        start = [round(t * self.fps) for t in columns.pop("start")]  # timestamps only locate the episode
+        end = [round(t * self.fps) for t in columns.pop("end")]
         return {**columns, "video_start": start, "video_end": end}
 
     @property
@@ -212,10 +226,11 @@ class LeRobotLayout:
         try:
             data = self.data_path.format(episode_chunk=row["data_chunk"], chunk_index=row["data_chunk"],
                                          file_index=row["data_file"], **names)
-            video = self.video_path.format(episode_chunk=row["video_chunk"], chunk_index=row["video_chunk"],
-                                           file_index=row["video_file"], **names)
+            video = None if self.camera_dtype != "video" else self.video_path.format(
+                episode_chunk=row["video_chunk"], chunk_index=row["video_chunk"], file_index=row["video_file"], **names)
         except (KeyError, IndexError, ValueError) as error:
             raise DreamerDataError(f"{self.info_url}: path template has an unknown field ({error})") from None
         return EpisodeEntry(index=episode_index, length=row["length"], data=join(self.src, data),
-                            video=join(self.src, video), video_start=row["video_start"],
+                            video=None if video is None else join(self.src, video),
+                            video_start=max(row["video_start"], 0),
                             video_end=row["video_end"] if row["video_end"] >= 0 else None)

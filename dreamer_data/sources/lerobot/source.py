@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Generator
+
 import numpy as np
 import pyarrow as pa
 
 from ...errors import EpisodeError
 from ...store.fields import FieldSpec
+from ...video import DecodedVideo
 from ..base import DEFAULT_ROW_CHUNK_ROWS, EpisodeRef, Emit, ReadOptions, Source
 from .columns import (
     EPISODE_INDEX, FRAME_INDEX, episode_rows, frame_indices, read_columns, read_episode_rows, scalar_column,
     vector_column,
 )
-from .frames import frames_at
+from .frames import IMAGE_DECODER, frames_at, image_frames
 from .layout import ACTION, DONE_KEYS, REWARD_KEYS, STATE, Feature, LeRobotLayout
 from .stats import action_statistics
 
@@ -55,7 +58,8 @@ class LeRobotSource(Source):
         refs = []
         for index in self.layout.episode_indices:
             entry = self.layout.entry(int(index))
-            refs.append(EpisodeRef(_episode_id(entry.index), {"data": entry.data, "video": entry.video}))
+            files = {"data": entry.data} if entry.video is None else {"data": entry.data, "video": entry.video}
+            refs.append(EpisodeRef(_episode_id(entry.index), files))
         return refs
 
     def fields(self) -> dict[str, FieldSpec]:
@@ -137,7 +141,9 @@ class LeRobotSource(Source):
         entry = layout.entry(_episode_index(ref.id))
         action, state = self._vectors()
         reward, done = layout.feature(REWARD_KEYS), layout.feature(DONE_KEYS)
+        images = entry.video is None  # the camera is an image column of the data rows
         columns = [EPISODE_INDEX, FRAME_INDEX] + [f.key for f in (action, state, reward, done) if f is not None]
+        columns += [layout.camera] if images else []
         try:
             with self.open(entry.data) as handle:
                 table = read_episode_rows(handle, entry.data, entry.index, columns)
@@ -148,32 +154,48 @@ class LeRobotSource(Source):
         if table.num_rows != entry.length:
             raise EpisodeError(entry.data, f"episode {entry.index} has {table.num_rows} rows but meta/episodes "
                                            f"says {entry.length}")
+        rows = self._row_arrays(table, entry.data, action, state, reward, done)
+        notes: dict = {"episode_index": entry.index}
+        if action is not None and not rows["has_action"].all():
+            notes["rows_without_action"] = int((rows["has_action"] == 0).sum())
+        if images:
+            if layout.camera not in table.column_names:
+                raise EpisodeError(entry.data, f"no column {layout.camera!r} although meta/info.json lists it")
+            self._emit_frames(image_frames(table.column(layout.camera), layout.camera, entry.data, self.options),
+                              entry.data, rows, emit)
+            return {**notes, "decoder": IMAGE_DECODER}
         wanted = entry.video_start + frame_indices(table, entry.data)
         if entry.video_end is not None and len(wanted) and wanted[-1] >= entry.video_end:
             raise EpisodeError(entry.video, f"video is shorter than the parquet rows: episode {entry.index} spans "
                                             f"frames {entry.video_start}..{entry.video_end - 1} of this file "
                                             f"(from/to_timestamp) but its rows need frame {wanted[-1]}")
-        rows = self._row_arrays(table, entry.data, action, state, reward, done)
-        notes: dict = {"episode_index": entry.index, "video_start_frame": entry.video_start}
-        if action is not None and not rows["has_action"].all():
-            notes["rows_without_action"] = int((rows["has_action"] == 0).sum())
+        notes["video_start_frame"] = entry.video_start
         if not self.exists(entry.video):
             raise EpisodeError(entry.video, "missing video file")
-        expected = self.options.resolution or layout.native_size
         try:
             handle = self.open(entry.video)
         except OSError as error:
             raise EpisodeError(entry.video, f"cannot read ({error})") from None
         with handle:
-            start = 0
-            for frames in frames_at(handle, entry.video, wanted, layout.fps, self.options):
-                if frames.shape[1:3] != tuple(expected):
-                    raise EpisodeError(entry.video, f"frames are {frames.shape[1]}x{frames.shape[2]} (HxW), "
-                                                    f"meta/info.json says {expected[0]}x{expected[1]}")
+            decoded = frames_at(handle, entry.video, wanted, layout.fps, self.options)
+            self._emit_frames(decoded, entry.video, rows, emit)
+        return {**notes, "decoder": decoded.backend}
+
+    def _emit_frames(self, chunks: Generator[np.ndarray, None, None] | DecodedVideo, file: str,
+                     rows: dict[str, np.ndarray], emit: Emit) -> None:
+        """Pair frame chunks with their rows, checking the frame size against meta/info.json."""
+        expected = tuple(self.options.resolution or self.layout.native_size)
+        start = 0
+        try:
+            for frames in chunks:
+                if frames.shape[1:3] != expected:
+                    raise EpisodeError(file, f"frames are {frames.shape[1]}x{frames.shape[2]} (HxW), "
+                                             f"meta/info.json says {expected[0]}x{expected[1]}")
                 end = start + len(frames)
                 emit({"frames": frames, **{name: values[start:end] for name, values in rows.items()}})
                 start = end
-        return notes
+        finally:
+            chunks.close()
 
     def _row_arrays(self, table: pa.Table, file: str, action: Feature | None, state: Feature | None,
                     reward: Feature | None, done: Feature | None) -> dict[str, np.ndarray]:
