@@ -76,6 +76,7 @@ def test_both_layouts_become_episodes(minerl):
     assert [e["id"] for e in manifest["episodes"]] == ["v4_treechop_a", "z_extracted"]
     assert [e["length"] for e in manifest["episodes"]] == [RAW_FRAMES, EXTRACTED_FRAMES]
     assert [e["notes"]["layout"] for e in manifest["episodes"]] == ["raw-v0.4", "extracted"]
+    assert manifest["episodes"][0]["notes"]["decoder"] == "pyav" and "decoder" not in manifest["episodes"][1]["notes"]
     assert manifest["rewards"]["present"] is True and manifest["observation"]["height"] == 64
 
 

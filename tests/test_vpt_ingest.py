@@ -142,6 +142,7 @@ def test_small_length_mismatch_keeps_the_shorter_and_records_it(mismatched):
         extra = int(name[-1])
         assert mismatch == {"video_frames": 20 + extra * name.startswith("video"),
                             "action_lines": 20 + extra * name.startswith("jsonl"), "kept": 20}
+        assert episode["notes"]["decoder"] == "pyav"  # the decoder that read the frames (the default here)
     group = zarr.open_group(str(out), mode="r")
     for index in range(len(manifest["episodes"])):
         assert [makers.pattern_index(f) for f in episode_rows(group, "frames", index)] == list(range(20))

@@ -216,20 +216,22 @@ class MineRLSource(Source):
                             has_action=labels.has_action[rows], is_terminal=labels.is_terminal[rows],
                             is_gui_open=np.zeros(n, np.uint8), cursor_xy=np.zeros((n, 2), np.float32)))
 
-    def _emit_video(self, emit: Emit, video: str, skip: int, labels: Labels) -> int:
-        """Store decoded frames ``skip …`` as rows 0, 1, …; return how many frames the decoder gave."""
+    def _emit_video(self, emit: Emit, video: str, skip: int, labels: Labels) -> tuple[int, str]:
+        """Store decoded frames ``skip …`` as rows 0, 1, …; return how many frames the decoder gave, and
+        which decoder read them (the one asked for, or the one it fell back to)."""
         o = self.options
         seen = written = 0
         with self.open(video) as handle:
-            for frames in decode_video(handle, file=video, size=o.resolution, backend=o.video_backend,
-                                       threads=o.decode_threads, chunk=o.frame_chunk_rows):
+            decoded = decode_video(handle, file=video, size=o.resolution, backend=o.video_backend,
+                                   threads=o.decode_threads, chunk=o.frame_chunk_rows)
+            for frames in decoded:
                 first = max(skip - seen, 0)
                 seen += len(frames)
                 kept = frames[first:first + len(labels.rewards) - written]
                 if len(kept):
                     self._emit_rows(emit, kept, written, labels)
                     written += len(kept)
-        return seen
+        return seen, decoded.backend
 
     def _read_raw(self, ref: EpisodeRef, emit: Emit) -> dict:
         video, rendered = ref.files["video"], ref.files["rendered"]
@@ -243,11 +245,11 @@ class MineRLSource(Source):
                                       f"{steps} steps of {rendered} need")
         # Align by the end, as MineRL's reader does, but with the frames we decoded (see FORMAT.md).
         skip = decoded - (steps + 1)
-        delivered = self._emit_video(emit, video, skip, labels)
+        delivered, decoder = self._emit_video(emit, video, skip, labels)
         if delivered != decoded:
-            raise EpisodeError(video, f"the {self.options.video_backend} decoder gave {delivered} frames, "
+            raise EpisodeError(video, f"the {decoder} decoder gave {delivered} frames, "
                                       f"{decoded} were counted: cannot align by the end")
-        return _raw_notes(skip, decoded, unmapped, metadata)
+        return {**_raw_notes(skip, decoded, unmapped, metadata), "decoder": decoder}
 
     def _read_extracted(self, ref: EpisodeRef, emit: Emit) -> dict:
         frames_file = ref.files["frames"]

@@ -86,8 +86,9 @@ class VptSource(Source):
         except OSError as error:
             raise EpisodeError(video, f"cannot read ({error})") from None
         with handle:
-            for frames in decode_video(handle, file=video, size=o.resolution, backend=o.video_backend,
-                                       threads=o.decode_threads, chunk=o.frame_chunk_rows):
+            decoded = decode_video(handle, file=video, size=o.resolution, backend=o.video_backend,
+                                   threads=o.decode_threads, chunk=o.frame_chunk_rows)
+            for frames in decoded:
                 video_frames += len(frames)
                 if video_frames - n_actions > o.length_tolerance:
                     raise EpisodeError(video, f"video has at least {video_frames} frames but {actions_file} "
@@ -106,7 +107,7 @@ class VptSource(Source):
         if abs(mismatch) > o.length_tolerance:
             raise EpisodeError(video, f"video has {video_frames} frames but {actions_file} has {n_actions} action "
                                       f"lines (tolerance {o.length_tolerance})")
-        notes = {}
+        notes = {"decoder": decoded.backend}  # the one asked for, or the one it fell back to
         if mismatch:
             notes["length_mismatch"] = {"video_frames": video_frames, "action_lines": n_actions, "kept": written}
         return notes
