@@ -27,7 +27,7 @@ from dreamer_model.train.phase3 import Phase3Trainer, Phase3TrainOptions
 
 
 class FixedPolicy:
-    """Stands in for the policy head inside ``Phase3Trainer.imagine``: random, greedy or one constant action."""
+    """Stands in for the policy head inside ``Imagination.imagine``: random, greedy or one constant action."""
 
     def __init__(self, head, name: str, size: int, kind: str, action: int = 0):
         self.head, self.name, self.size, self.kind, self.action = head, name, size, kind, action
@@ -76,7 +76,7 @@ def main() -> None:
     for label, policy in policies.items():
         returns, rewards, ends = [], [], []
         for repeat in range(args.repeats):
-            traj = trainer.imagine(trainer.eval_batch, torch.Generator().manual_seed(100 + repeat), policy)
+            traj = trainer.imagination.imagine(trainer.eval_batch, torch.Generator().manual_seed(100 + repeat), policy)
             alive = state_weights(traj.continue_BH)
             discount = gamma ** torch.arange(traj.reward_BH.shape[1], dtype=torch.float32)
             returns.append((alive * traj.continue_BH * traj.reward_BH * discount).sum(1))

@@ -54,7 +54,7 @@ def make_store(work: Path, name: str, seed: int, episodes: int) -> str:
 
 def train(store: str, out: Path, overrides: list[str], steps: int, seed: int) -> tuple[torch.nn.Module, float]:
     from dreamer_model.quickstart import configs
-    from dreamer_model.train.tokenizer_trainer import TokenizerTrainer, TokenizerTrainOptions
+    from dreamer_model.train.tokenizer import TokenizerTrainer, TokenizerTrainOptions
 
     config = configs("minatar", cpu=True)["tokenizer"]
     config["train"].update(eval_every=10 ** 9, checkpoint_every=10 ** 9, log_every=100)

@@ -94,7 +94,7 @@ def cpu_model() -> str:
 
 def train_run(store: str, out: Path, config: Path, steps: int, seed: int) -> tuple[dict, float, float]:
     """Train; return (result, CPU seconds, wall-clock seconds)."""
-    from dreamer_model.train.tokenizer_trainer import TokenizerTrainOptions, train_tokenizer
+    from dreamer_model.train.tokenizer import TokenizerTrainOptions, train_tokenizer
 
     began, began_cpu = time.perf_counter(), time.process_time()
     result = train_tokenizer(TokenizerTrainOptions(data=store, out=str(out), preset="tiny", steps=steps,
@@ -124,7 +124,7 @@ def main() -> None:
     from dreamer_model.tokenizer.frame_encoder import TokenizerFrameEncoder
     from dreamer_model.checkpoint import load_checkpoint
     from dreamer_model.train.logging import read_metrics
-    from dreamer_model.train.tokenizer_trainer import split_episodes
+    from dreamer_model.train.trainer import split_episodes
 
     preset = tokenizer_preset("tiny")
     reader = StoreReader(args.store)

@@ -86,7 +86,7 @@ def tokenizer_command(
     debug: bool = DEBUG,
 ) -> None:
     """Train the causal MAE tokenizer on the store's frames (paper eq. 5)."""
-    from dreamer_model.train.tokenizer_trainer import TokenizerTrainOptions, train_tokenizer
+    from dreamer_model.train.tokenizer import TokenizerTrainOptions, train_tokenizer
 
     options = TokenizerTrainOptions(data=data, out=out, preset=preset, steps=steps, config=config,
                                     sets=list(set_ or []), resume=resume, seed=seed, device=device,

@@ -418,8 +418,7 @@ class Quickstart:
         try:
             result = trainer.fit()
         finally:
-            if hasattr(trainer, "close"):  # the tokenizer and phase-1 trainers hold a process group
-                trainer.close()
+            trainer.close()
         record["step"] = int(result["step"])
         record["result"] = {k: v for k, v in result.items() if isinstance(v, (int, float))}
         return describe(result)
@@ -453,7 +452,7 @@ class Quickstart:
                              **extra)
 
     def _tokenizer(self, record: dict) -> str:
-        from .train.tokenizer_trainer import TokenizerTrainer, TokenizerTrainOptions
+        from .train.tokenizer import TokenizerTrainer, TokenizerTrainOptions
 
         options = self._trainer_options("tokenizer", TokenizerTrainOptions, data=str(self.paths.store))
         return self._train("tokenizer", TokenizerTrainer, options, record,

@@ -55,7 +55,7 @@ def run_pipeline(root: Path) -> dict[str, Path]:
     from dreamer_model.train.phase1 import Phase1TrainOptions, train_phase1
     from dreamer_model.train.phase2 import Phase2TrainOptions, train_phase2
     from dreamer_model.train.phase3 import Phase3TrainOptions, train_phase3
-    from dreamer_model.train.tokenizer_trainer import TokenizerTrainOptions, train_tokenizer
+    from dreamer_model.train.tokenizer import TokenizerTrainOptions, train_tokenizer
 
     torch.set_num_threads(1)
     store = str(build_store(root))

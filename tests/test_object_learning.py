@@ -56,7 +56,7 @@ def pipeline(breakout_store, tmp_path_factory) -> dict:
     from dreamer_model.tokenizer.frame_encoder import TokenizerFrameEncoder
     from dreamer_model.train.phase1 import Phase1TrainOptions, train_phase1
     from dreamer_model.train.phase2 import Phase2TrainOptions, train_phase2
-    from dreamer_model.train.tokenizer_trainer import TokenizerTrainOptions, train_tokenizer
+    from dreamer_model.train.tokenizer import TokenizerTrainOptions, train_tokenizer
 
     out = tmp_path_factory.mktemp("pipeline")
     store = out / "store"

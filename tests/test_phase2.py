@@ -150,7 +150,7 @@ def train_blind_bc(out, seed: int = 0) -> dict:
     from dreamer_data.tokenize import tokenize_store
     from dreamer_model.tokenizer.frame_encoder import TokenizerFrameEncoder
     from dreamer_model.train.phase1 import Phase1TrainOptions, train_phase1
-    from dreamer_model.train.tokenizer_trainer import TokenizerTrainOptions, train_tokenizer
+    from dreamer_model.train.tokenizer import TokenizerTrainOptions, train_tokenizer
 
     store = out / "store"
     collect(CollectConfig("minatar", "noisy-scripted", seed=0, game="breakout", max_steps=300), out / "raw",

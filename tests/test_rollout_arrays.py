@@ -23,7 +23,7 @@ from dreamer_model.checkpoint import load_store_tokenizer, load_world_model
 from dreamer_model.rollout import rollout_video
 from dreamer_model.tokenizer.frame_encoder import TokenizerFrameEncoder
 from dreamer_model.train.phase1 import Phase1TrainOptions, train_phase1
-from dreamer_model.train.tokenizer_trainer import TokenizerTrainOptions, train_tokenizer
+from dreamer_model.train.tokenizer import TokenizerTrainOptions, train_tokenizer
 from test_phase1_train import SMALL
 
 TOKENIZER_SETS = ["tokenizer.height=20", "tokenizer.width=20", "tokenizer.patch=4", "tokenizer.latent_tokens=4",

@@ -21,7 +21,7 @@ from dreamer_data.store.manifest import load_manifest
 from dreamer_data.store.verify import verify_store
 from dreamer_model.checkpoint import list_checkpoints, load_checkpoint
 from dreamer_model.train.logging import read_metrics
-from dreamer_model.train.tokenizer_trainer import TokenizerTrainOptions, train_tokenizer
+from dreamer_model.train.tokenizer import TokenizerTrainOptions, train_tokenizer
 from test_tokenize_store import make_frame_store
 
 MINI_RUN = {
@@ -233,7 +233,7 @@ def _train_command(store, out, config, steps):
 DDP_RANK_DUMP = """
 import sys
 import torch
-from dreamer_model.train.tokenizer_trainer import TokenizerTrainOptions, TokenizerTrainer
+from dreamer_model.train.tokenizer import TokenizerTrainOptions, TokenizerTrainer
 store, out, config = sys.argv[1:]
 trainer = TokenizerTrainer(TokenizerTrainOptions(data=store, out=out, config=config, steps=2, lpips_weight=0.0,
                                                  device="cpu", seed=3))

@@ -1,0 +1,330 @@
+"""The one training loop every stage runs (tokenizer, phase 1, 2, 3): resume, data, fit, evaluation cadence,
+checkpoints, Ctrl-C, logging, DDP.
+
+A stage subclasses ``Trainer`` and fills in what differs: ``read_store`` (what the store must hold),
+``configure`` (its run config, new or resumed), ``build`` (data, models, losses, optimizers), ``train_step``,
+``evaluate``, ``checkpoint_state`` / ``load_state`` (what a checkpoint holds beyond the common keys) and
+``describe`` (what the start event reports).
+
+Resume is bit-exact because nothing random carries hidden state from one step to the next: the n-th training
+window depends only on (seed, n) (``WindowSampler``), the random draws of step s on rank r only on (seed, s, r)
+(``step_generator``), and the checkpoint holds models, optimizers, loss normalisers and the step. Ctrl-C
+(SIGINT) is turned into a stop request checked between steps (every rank stops at the same step), so the
+checkpoint written on the way out is always at a step boundary. Under ``torchrun`` each rank reads its own
+windows of the global batch and the gradients are averaged (``distributed.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import yaml
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from dreamer_data import WindowDataset
+from dreamer_data.loaders import EpisodeSplit, WindowSampler
+
+from ..checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from ..configs import TrainConfig
+from ..errors import ModelError
+from .distributed import Distributed, init_distributed, set_threads
+from .logging import RunLog
+
+Report = Callable[[str, dict], None]
+
+
+@dataclass(kw_only=True)
+class TrainOptions:
+    """The flags every trainer shares (a stage's options add its own)."""
+
+    data: str
+    out: str
+    preset: str = "tiny"
+    steps: int | None = None  # total steps to reach (default: the preset's train.steps)
+    config: str | None = None
+    sets: list[str] = field(default_factory=list)
+    resume: bool = False
+    seed: int = 0
+    device: str = "auto"
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then constant or a cosine decay to lr·lr_min_ratio over ``decay_steps``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    if cfg.decay_steps <= 0:
+        return cfg.lr
+    progress = min(1.0, (step - cfg.warmup) / cfg.decay_steps)
+    return cfg.lr * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
+    """The random stream of one training step on one rank: a pure function of (seed, step, rank)."""
+    state = np.random.SeedSequence([seed, step, rank]).generate_state(2, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+
+
+def split_episodes(dataset_ids: list[str], fraction: float, store: str) -> tuple[list[str], list[str]]:
+    """(train ids, held-out ids) by a stable hash of the id; at least one episode is held out."""
+    if len(dataset_ids) < 2:
+        raise ModelError(f"{store}: needs at least 2 episodes (one is held out for evaluation), "
+                         f"has {len(dataset_ids)}")
+    split = EpisodeSplit(fraction)
+    heldout = [i for i in dataset_ids if split.val(i)]
+    if not heldout or len(heldout) == len(dataset_ids):
+        heldout = [min(dataset_ids, key=split.score)]
+    return [i for i in dataset_ids if i not in set(heldout)], heldout
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on linear weights only, not on norms, biases or learned tokens."""
+    decay, plain = [], []
+    for name, parameter in model.named_parameters():
+        is_linear_weight = parameter.ndim == 2 and name.endswith(".weight")
+        (decay if is_linear_weight else plain).append(parameter)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+
+
+@contextmanager
+def stop_on_sigint() -> Iterator[dict]:
+    """First Ctrl-C: set ``flag["stop"]`` (the loop checkpoints and stops). Second: interrupt now."""
+    flag = {"stop": False}
+
+    def handler(signum, frame):
+        if flag["stop"]:
+            raise KeyboardInterrupt
+        flag["stop"] = True
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield flag
+        return
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Trainer:
+    """One stage's training run in ``options.out``; ``fit`` trains to ``steps`` and returns the last metrics."""
+
+    kind: str  # the checkpoint kind (``checkpoint.TOKENIZER``, …)
+    phase: int | None = None  # agent checkpoints: 2 or 3
+    model: torch.nn.Module  # what trains (DDP wraps it as ``net``); its parameters are counted in ``describe``
+
+    def __init__(self, options: TrainOptions, report: Report | None = None):
+        self.options = options
+        self.report = report or (lambda event, info: None)
+        self.dist: Distributed = init_distributed(options.device)
+        self.device = self.dist.device
+        self.out = Path(options.out)
+        self.read_store()
+        self.resume_state = self._resume_state()
+        self.seed = int(self.resume_state["seed"]) if self.resume_state is not None else options.seed
+        self.run = self.configure()
+        self.steps = options.steps if options.steps is not None else self.run.train.steps
+        if self.steps < 0:
+            raise ModelError(f"--steps must be >= 0, got {self.steps}")
+        if self.run.train.batch % self.dist.world_size:
+            raise ModelError(f"train.batch {self.run.train.batch} is not divisible by {self.dist.world_size} processes")
+        self.local_batch = self.run.train.batch // self.dist.world_size
+        set_threads(self.run.train.threads)
+        self.build()
+        self.step = 0
+        if self.resume_state is not None:
+            self.load_state(self.resume_state)
+            self.step = int(self.resume_state["step"])
+        self.net = self.distribute(self.model)
+        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
+                         if self.run.train.bf16 and self.device.type == "cuda" else nullcontext())
+        self.log = RunLog(self.out, enabled=self.dist.is_main)
+
+    # ---------------------------------------------------------------------------------------- stage hooks
+
+    def read_store(self) -> None:
+        """Check what the store must hold before anything else (default: nothing here)."""
+
+    def configure(self) -> Any:
+        """The run config: the resumed run's, or the preset with the options' overrides."""
+        raise NotImplementedError
+
+    def build(self) -> None:
+        """Data, models, losses and optimizers (``self.run``, ``self.seed`` are set)."""
+        raise NotImplementedError
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One optimisation step on this rank's part of the batch; its metrics."""
+        raise NotImplementedError
+
+    def evaluate(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """What this stage's checkpoint holds besides kind, phase, version, step, seed, config and data."""
+        raise NotImplementedError
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore models, optimizers and normalisers from a checkpoint of this stage."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """Stage-specific facts for the ``start`` event."""
+        return {}
+
+    @property
+    def frames_per_step(self) -> int:
+        """Frames one step trains on (for the logged throughput)."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------------------------------- shared parts
+
+    def _resume_state(self) -> dict | None:
+        existing = list_checkpoints(self.out)
+        if not self.options.resume:
+            if existing:
+                raise ModelError(f"{self.out}: run already holds checkpoints (newest {existing[-1].name}); pass "
+                                 f"--resume to continue it or choose another --out")
+            return None
+        if not existing:
+            raise ModelError(f"{self.out}: --resume but the run has no checkpoint ({self.out}/checkpoints/step_*.pt)")
+        state = load_checkpoint(existing[-1], self.kind)
+        if self.phase is not None and state.get("phase") != self.phase:
+            raise ModelError(f"{state['path']}: a phase-{state.get('phase')} {self.kind} checkpoint, not "
+                             f"phase {self.phase}")
+        return state
+
+    def split_data(self, load: list[str] | tuple[str, ...] | str, context: int, everything: WindowDataset | None = None,
+                   heldout_load: list[str] | None = None) -> None:
+        """Training and held-out windows of ``context`` rows (a hash split of the episodes), and the fixed
+        held-out batch every evaluation reads (``eval_batch``: up to ``train.eval_windows`` windows of the
+        fields ``heldout_load``, default ``load``)."""
+        store, train = self.options.data, self.run.train
+        everything = everything or WindowDataset(store, length=context, load=load)
+        train_ids, heldout_ids = split_episodes(everything.episode_ids, train.heldout_episodes, store)
+        self.train_set = WindowDataset(store, length=context, load=load, episodes=train_ids)
+        heldout = WindowDataset(store, length=context, load=heldout_load or load, episodes=heldout_ids)
+        self.heldout_ids = heldout_ids
+        picks = np.unique(np.linspace(0, len(heldout) - 1, min(train.eval_windows, len(heldout))).round().astype(int))
+        items = [heldout[int(i)] for i in picks]
+        self.eval_batch = {key: torch.stack([item[key] for item in items]) for key in items[0]}
+
+    def batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        """This rank's training windows from step ``self.step`` on (window n depends only on (seed, n))."""
+        sampler = WindowSampler(self.train_set, seed=self.seed, start=self.step * self.local_batch,
+                                rank=self.dist.rank, world_size=self.dist.world_size)
+        workers = self.run.train.workers
+        yield from DataLoader(self.train_set, batch_size=self.local_batch, sampler=sampler, num_workers=workers,
+                              multiprocessing_context=self.train_set.multiprocessing_context if workers else None,
+                              persistent_workers=workers > 0, pin_memory=self.device.type == "cuda")
+
+    def distribute(self, module: torch.nn.Module) -> torch.nn.Module:
+        """``module`` as the training step calls it: DDP-wrapped across ranks, compiled when asked (CUDA)."""
+        net = module
+        if self.dist.enabled:
+            net = DistributedDataParallel(module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if self.run.train.compile and self.device.type == "cuda":
+            net = torch.compile(net)
+        return net
+
+    def schedule(self, optimizer: torch.optim.Optimizer) -> None:
+        """Set this step's learning rate (``learning_rate``) on every group of ``optimizer``."""
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(self.step, self.run.train)
+
+    def update(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, parameters: list[torch.nn.Parameter],
+               metrics: dict[str, float], norm_key: str = "grad_norm") -> None:
+        """zero_grad, backward, clip to ``train.grad_clip`` (its norm logged as ``norm_key``), step."""
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.run.train.grad_clip > 0:
+            metrics[norm_key] = float(torch.nn.utils.clip_grad_norm_(parameters, self.run.train.grad_clip))
+        optimizer.step()
+
+    def checkpoint(self) -> Path | None:
+        """Save the run at this step (main process only); keep the newest ``train.keep_checkpoints``."""
+        if not self.dist.is_main:
+            return None
+        state = {"kind": self.kind, **({"phase": self.phase} if self.phase is not None else {}), "version": 1,
+                 "step": self.step, "seed": self.seed, "config": asdict(self.run), **self.checkpoint_state(),
+                 "data": {"store": self.options.data, "heldout": self.heldout_ids}}
+        path = save_checkpoint(self.out, self.step, state, keep=self.run.train.keep_checkpoints)
+        self.report("checkpoint", {"path": str(path), "step": self.step})
+        return path
+
+    # ---------------------------------------------------------------------------------------- the loop
+
+    def fit(self) -> dict:
+        train, summary = self.run.train, {}
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.yaml").write_text(yaml.safe_dump(asdict(self.run), sort_keys=False))
+        parameters = list(self.model.parameters())
+        self.report("start", {"step": self.step, "steps": self.steps, "device": str(self.device),
+                              "resumed": self.resume_state is not None, "world_size": self.dist.world_size,
+                              "preset": self.run.preset, "parameters": sum(p.numel() for p in parameters),
+                              "trainable": sum(p.numel() for p in parameters if p.requires_grad),
+                              "train_windows": len(self.train_set), "heldout_episodes": len(self.heldout_ids),
+                              **self.describe()})
+        last_saved = self.step if self.resume_state is not None else None
+        began = window_start = time.perf_counter()
+        window_steps = 0
+        self.model.train()
+        try:
+            with stop_on_sigint() as interrupt:
+                batches = self.batches()
+                while self.step < self.steps:
+                    metrics = self.train_step(next(batches))
+                    self.step += 1
+                    window_steps += 1
+                    if self.step % train.log_every == 0 or self.step == self.steps:
+                        now = time.perf_counter()
+                        metrics["frames_per_s"] = window_steps * self.frames_per_step / max(now - window_start, 1e-9)
+                        metrics["seconds"] = now - began
+                        window_start, window_steps = now, 0
+                        self.log.write(self.step, metrics, "train")
+                        self.report("step", {"step": self.step, **metrics})
+                    if self.step % train.eval_every == 0 or self.step == self.steps:
+                        summary = self.evaluate()
+                        self.log.write(self.step, summary, "heldout")
+                        self.report("eval", {"step": self.step, **summary})
+                    if self.step % train.checkpoint_every == 0 or self.step == self.steps:
+                        self.checkpoint()
+                        last_saved = self.step
+                    if self._stop_requested(interrupt):
+                        raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            if last_saved != self.step:
+                self.checkpoint()
+            raise
+        finally:
+            self.log.close()
+        if last_saved != self.step:  # --steps already reached at start (a resumed, finished run)
+            self.checkpoint()
+        return {"step": self.step, **summary}
+
+    def _stop_requested(self, interrupt: dict) -> bool:
+        """Every rank stops at the same step when any rank got Ctrl-C."""
+        flag = torch.tensor([1.0 if interrupt["stop"] else 0.0])
+        return bool(self.dist.mean(flag) > 0) if self.dist.enabled else interrupt["stop"]
+
+    def close(self) -> None:
+        self.dist.close()
+
+    @classmethod
+    def train(cls, options: TrainOptions, report: Report | None = None) -> dict:
+        """Build the stage's trainer, fit it, release its process group; the last metrics."""
+        trainer = cls(options, report)
+        try:
+            return trainer.fit()
+        finally:
+            trainer.close()
