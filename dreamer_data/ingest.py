@@ -9,19 +9,22 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from hashlib import sha1
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from .errors import DreamerDataError, EpisodeError
 from .sources.base import EpisodeRef, Source
-from .store.location import StoreLocation
+from .store.location import STAGING_DIR, StoreLocation, WriteFailed, naming_write_errors
 from .store.manifest import new_manifest
-from .store.staging import EpisodeStager, StagedEpisode, find_staged
+from .store.staging import EpisodeStager, StagedEpisode, clean_staging, find_staged
 from .store.wds import add_shards_locked
 from .store.writer import StoreWriter
 from .workers import init_worker
@@ -75,7 +78,7 @@ def staging_root(location: StoreLocation, plan: IngestPlan) -> Path:
     if plan.staging:
         return Path(plan.staging)
     if location.local_path is not None:
-        return location.local_path / ".staging"
+        return location.local_path / STAGING_DIR
     return Path(tempfile.gettempdir()) / "dreamer-staging" / sha1(location.root.encode()).hexdigest()[:16]
 
 
@@ -89,6 +92,9 @@ def stage_episode(source: Source, ref: EpisodeRef, root: str, source_index: int)
     except EpisodeError as error:
         stager.abort()
         return ref.id, error.file, error.reason
+    except WriteFailed:  # disk full or read-only: no episode would fare better, so the run stops
+        stager.abort()
+        raise
     except MemoryError:
         stager.abort()
         return ref.id, ref.main_file, "out of memory while reading"
@@ -125,11 +131,8 @@ def ingest(source: Source, out: str, plan: IngestPlan, progress: Progress | None
         raise DreamerDataError(f"{source.src}: a memory:// source lives in this process only; use --workers 0")
     writer = StoreWriter(location, build_manifest_template(source, plan), plan.compression_level)
     root = staging_root(location, plan)
-    root.mkdir(parents=True, exist_ok=True)
-    report = IngestReport(store=out, planned=len(refs))
     todo = [ref for ref in refs if ref.id not in writer.committed_ids]
-    report.skipped = len(refs) - len(todo)
-    progress(IngestProgress(report.skipped, report.planned, writer.total))
+    report = IngestReport(store=out, planned=len(refs), skipped=len(refs) - len(todo))
 
     def finished(ref: EpisodeRef, failure: tuple[str | None, str | None]) -> None:
         file, reason = failure
@@ -149,15 +152,44 @@ def ingest(source: Source, out: str, plan: IngestPlan, progress: Progress | None
         progress(IngestProgress(done, report.planned, writer.total, failed))
 
     try:
+        with naming_write_errors(str(root)):
+            root.mkdir(parents=True, exist_ok=True)
+        # under the writer lock: what killed runs left in staging goes before new work arrives
+        clean_staging(root, {e["id"]: e["checksums"] for e in writer.manifest["episodes"]},
+                      {ref.id for ref in todo}, private=not plan.staging)
+        progress(IngestProgress(report.skipped, report.planned, writer.total))
         _run_in_order(source, todo, source_index, root, plan.workers, finished)
         if plan.clip_length:  # still under the writer lock: no other writer between the episodes and shards
             writer.flush()
             writer.update(wds=add_shards_locked(location, plan.clip_length))
     finally:
         writer.close()
-        if not any(root.iterdir()):
+        if root.is_dir() and not any(root.iterdir()):
             shutil.rmtree(root, ignore_errors=True)
     return report
+
+
+@contextmanager
+def _children_leave_ctrl_c_to_us() -> Iterator[None]:
+    """Start pool processes with SIGINT blocked, and hold back our own KeyboardInterrupt meanwhile.
+
+    Children inherit the blocked signal, so a Ctrl-C sent to the whole process group cannot print a
+    traceback from a worker (or the forkserver) still importing; and a Ctrl-C here is raised only once
+    ``submit`` has registered the process it started, so the pool's shutdown stops that one too.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    interrupted: list[int] = []
+    handler = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending Ctrl-C now reaches the recorder above
+        signal.signal(signal.SIGINT, handler)
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 def _run_in_order(source: Source, todo: list[EpisodeRef], source_index: dict[str, int], root: Path, workers: int,
@@ -193,7 +225,8 @@ def _run_in_order(source: Source, todo: list[EpisodeRef], source_index: dict[str
                     if reuse(ref) is not None:
                         results[next_submit] = (None, None)
                     else:
-                        future = pool.submit(stage_episode, source, ref, str(root), source_index[ref.id])
+                        with _children_leave_ctrl_c_to_us():
+                            future = pool.submit(stage_episode, source, ref, str(root), source_index[ref.id])
                         running[future] = next_submit
                     next_submit += 1
                 while next_commit in results:

@@ -9,6 +9,7 @@ matter which worker finishes first.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import numpy as np
 
 from ..errors import EpisodeError
 from .fields import FieldSpec
+from .location import naming_write_errors
 
 EPISODE_INFO = "episode.json"
 
@@ -27,6 +29,13 @@ EPISODE_INFO = "episode.json"
 def staging_key(episode_id: str) -> str:
     """A directory name for an episode id (ids may hold '/')."""
     return hashlib.sha1(episode_id.encode()).hexdigest()[:20]
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    """``np.save`` through a buffer: numpy's own file write reports a full disk as a bare short write."""
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    path.write_bytes(buffer.getbuffer())
 
 
 class EpisodeStager:
@@ -40,8 +49,9 @@ class EpisodeStager:
         self.tmp = Path(root) / f".tmp-{staging_key(episode_id)}-{os.getpid()}"
         for stale in Path(root).glob(f".tmp-{staging_key(episode_id)}-*"):  # halves left by killed workers
             shutil.rmtree(stale, ignore_errors=True)
-        for spec in fields.values():
-            (self.tmp / spec.file_stem).mkdir(parents=True)
+        with naming_write_errors(str(self.tmp.parent)):
+            for spec in fields.values():
+                (self.tmp / spec.file_stem).mkdir(parents=True)
         self.hashes = {name: hashlib.sha256() for name in fields}
         self.length = 0
         self.parts = 0
@@ -60,7 +70,8 @@ class EpisodeStager:
             spec = self.fields[name]
             array = spec.check(np.asarray(array), self.file)
             self.hashes[name].update(array.tobytes())
-            np.save(self.tmp / spec.file_stem / f"{self.parts:06d}.npy", array, allow_pickle=False)
+            with naming_write_errors(str(self.tmp.parent)):  # disk full stops the run: it is no fault of the episode
+                _save_npy(self.tmp / spec.file_stem / f"{self.parts:06d}.npy", array)
         self.parts += 1
         self.length += lengths.pop()
 
@@ -76,9 +87,10 @@ class EpisodeStager:
             "checksums": {name: f"sha256:{h.hexdigest()}" for name, h in self.hashes.items()},
             "notes": notes or {},
         }
-        (self.tmp / EPISODE_INFO).write_text(json.dumps(info))
-        shutil.rmtree(self.final, ignore_errors=True)
-        os.replace(self.tmp, self.final)
+        with naming_write_errors(str(self.tmp.parent)):
+            (self.tmp / EPISODE_INFO).write_text(json.dumps(info))
+            shutil.rmtree(self.final, ignore_errors=True)
+            os.replace(self.tmp, self.final)
         return StagedEpisode.load(self.final, self.fields)
 
     def abort(self) -> None:
@@ -121,3 +133,36 @@ def find_staged(root: Path, episode_id: str, fields: dict[str, FieldSpec]) -> St
         if staged.id == episode_id:
             return staged
     return None
+
+
+def clean_staging(root: Path, committed: dict[str, dict], wanted: set[str], private: bool) -> None:
+    """Remove what killed runs left in staging (call under the store's writer lock).
+
+    A run killed between publishing the manifest and deleting staged copies leaves uncompressed
+    copies of committed episodes; a killed worker leaves ``.tmp-*`` halves. ``committed`` maps the
+    store's episode ids to their checksums, ``wanted`` is this run's episode ids. A ``private``
+    root (the store's own ``.staging``) keeps only complete episodes still wanted; a shared one
+    (``--staging``) loses only copies identical to committed episodes and halves of our episodes.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return
+    ours = {staging_key(episode_id) for episode_id in (*committed, *wanted)}
+    for entry in root.iterdir():
+        if entry.name.startswith(".tmp-"):
+            stale = private or entry.name.removeprefix(".tmp-").rsplit("-", 1)[0] in ours
+        else:
+            try:
+                info = json.loads((entry / EPISODE_INFO).read_text())
+            except (OSError, ValueError):
+                info = None
+            if not isinstance(info, dict):
+                stale = private
+            else:
+                stale = (committed.get(info.get("id")) == info.get("checksums")
+                         or private and info.get("id") not in wanted)
+        if stale:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)

@@ -8,6 +8,7 @@ resumes from exactly what the manifest says.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Iterator, Protocol
 
@@ -17,12 +18,33 @@ from zarr.codecs import ZstdCodec
 
 from ..errors import StoreError
 from .fields import FieldSpec
-from .location import StoreLocation
+from .location import STORE_ATTRIBUTE, StoreLocation, naming_write_errors
 from .manifest import MANIFEST_FILE, load_manifest, manifest_fields, save_manifest
 
 EPISODE_ENDS = "meta/episode_ends"
 # Manifest keys that must match for a rerun to append to an existing store.
 COMPATIBILITY_KEYS = ("observation", "actions", "fields")
+
+
+def first_difference(old: Any, new: Any, where: str = "") -> tuple[str, str, str] | None:
+    """The first path at which two JSON values differ, with short renderings of both sides."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*old, *(key for key in new if key not in old)]:
+            path = f"{where}.{key}" if where else str(key)
+            if key not in new:
+                return path, _short(old[key]), "absent"
+            if key not in old:
+                return path, "absent", _short(new[key])
+            found = first_difference(old[key], new[key], path)
+            if found:
+                return found
+        return None
+    return None if old == new else (where, _short(old), _short(new))
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def create_field_array(group: zarr.Group, spec: FieldSpec, rows: int, compression_level: int) -> zarr.Array:
@@ -74,24 +96,21 @@ class StoreWriter:
         self.fields = manifest_fields(template)
         self.pending: list[EpisodeRows] = []
         self.last_flush = time.monotonic()
+        if not location.exists(MANIFEST_FILE):
+            location.require_new_or_ours()  # before the lock: a refused run creates nothing in a user's folder
         self._lock = location.lock_for_writing()  # held until close(): one writer per store
         try:
-            if location.exists(MANIFEST_FILE):
-                self.manifest = load_manifest(location)
-                self._check_compatible(template)
-                self.manifest["part"] = template.get("part")  # a rerun may raise --limit to grow the store
-                self.group = zarr.open_group(location.zarr_store(read_only=False), mode="r+")
-                self._truncate_to_manifest()
-            else:
-                self.manifest = template
-                location.require_empty()
-                self.group = zarr.open_group(location.zarr_store(read_only=False), mode="a")
-                self.group.attrs["dreamer_store"] = {"format_version": template["format_version"],
-                                                     "manifest": MANIFEST_FILE}
-                for spec in self.fields.values():
-                    create_field_array(self.group, spec, 0, compression_level)
-                self.group.create_array(EPISODE_ENDS, shape=(0,), chunks=(65536,), dtype="int64", overwrite=True)
-                save_manifest(location, self.manifest)
+            with naming_write_errors(location.root):
+                if location.exists(MANIFEST_FILE):
+                    self.manifest = load_manifest(location)
+                    self._check_compatible(template)
+                    self.manifest["part"] = template.get("part")  # a rerun may raise --limit to grow the store
+                    self.group = zarr.open_group(location.zarr_store(read_only=False), mode="r+")
+                    self._truncate_to_manifest()
+                else:
+                    location.require_new_or_ours()  # again under the lock: what we resume is ours
+                    self.manifest = template
+                    self._create()
         except BaseException:  # a refused or broken open lets the next writer in at once
             if self._lock is not None:
                 self._lock.release()
@@ -100,7 +119,29 @@ class StoreWriter:
         self.committed_ids = {episode["id"] for episode in self.manifest["episodes"]}
         self.total = self.manifest["episodes"][-1]["end"] if self.manifest["episodes"] else 0
 
+    def _create(self) -> None:
+        """Create the group, its empty arrays, then the manifest: a kill at any instant leaves a rerun
+        something ``require_new_or_ours`` recognises (the group's ``zarr.json`` is written first, with
+        our attribute, in one atomic write; arrays have no chunks until the manifest exists)."""
+        for folder in ("data", "meta"):  # empty arrays of an interrupted creation (possibly other fields)
+            self.location.remove(folder, recursive=True)
+        attributes = {"format_version": self.manifest["format_version"], "manifest": MANIFEST_FILE}
+        self.group = zarr.open_group(self.location.zarr_store(read_only=False), mode="a",
+                                     attributes={STORE_ATTRIBUTE: attributes})
+        if self.group.attrs.get(STORE_ATTRIBUTE) != attributes:  # a zarr.json left by an older writer
+            self.group.attrs[STORE_ATTRIBUTE] = attributes
+        for spec in self.fields.values():
+            create_field_array(self.group, spec, 0, self.compression_level)
+        self.group.create_array(EPISODE_ENDS, shape=(0,), chunks=(65536,), dtype="int64", overwrite=True)
+        save_manifest(self.location, self.manifest)
+
     def _check_compatible(self, template: dict) -> None:
+        """One short line naming the store and the first setting that differs (never a dump of both)."""
+        if self.manifest.get("latents") and "latents" not in template["fields"]:
+            raise StoreError(f"{self.location.root}: the store is tokenized (it holds latents), so no episodes can "
+                             f"be added to it; write them with the store's others to a new --out, then "
+                             f"tokenize that")
+
         def view(manifest: dict) -> dict:
             source = manifest.get("source", {})
             return {**{key: manifest.get(key) for key in COMPATIBILITY_KEYS},
@@ -109,9 +150,12 @@ class StoreWriter:
 
         existing, wanted = view(self.manifest), view(template)
         for key in existing:
-            if existing[key] != wanted[key]:
-                raise StoreError(f"{self.location.root}: existing store has a different {key} than this run "
-                                 f"({existing[key]!r} vs {wanted[key]!r}); write to a new --out")
+            difference = first_difference(existing[key], wanted[key])
+            if difference is not None:
+                where, old, new = difference
+                raise StoreError(f"{self.location.root}: existing store has a different {key}"
+                                 f"{f' ({where})' if where else ''}: {old} there, {new} in this run; "
+                                 f"write to a new --out, or rerun with the store's settings")
 
     def _truncate_to_manifest(self) -> None:
         """Drop rows an interrupted run wrote but never published."""
@@ -123,6 +167,12 @@ class StoreWriter:
 
     def commit(self, staged: "EpisodeRows") -> None:
         """Append one staged episode's rows; it becomes visible at the next flush."""
+        with naming_write_errors(self.location.root):
+            self._append(staged)
+        if time.monotonic() - self.last_flush > self.flush_interval_s:
+            self.flush()
+
+    def _append(self, staged: "EpisodeRows") -> None:
         start, end = self.total, self.total + staged.length
         for name, array in self.arrays.items():
             array.resize((end, *self.fields[name].shape))
@@ -140,8 +190,6 @@ class StoreWriter:
         self.committed_ids.add(info["id"])
         self.total = end
         self.pending.append(staged)
-        if time.monotonic() - self.last_flush > self.flush_interval_s:
-            self.flush()
 
     def record_failure(self, episode_id: str, file: str, reason: str) -> None:
         failed = [f for f in self.manifest["failed"] if f["id"] != episode_id]
@@ -153,20 +201,26 @@ class StoreWriter:
 
     def flush(self) -> None:
         """Publish everything committed so far: episode_ends, then the manifest, then drop staging."""
+        with naming_write_errors(self.location.root):
+            self._publish()
+        for staged in self.pending:
+            staged.remove()
+        self.pending = []
+        self.last_flush = time.monotonic()
+
+    def _publish(self) -> None:
         ends = np.array([episode["end"] for episode in self.manifest["episodes"]], dtype=np.int64)
         episode_ends = self.group[EPISODE_ENDS]
         episode_ends.resize(ends.shape)
         if len(ends):
             episode_ends[:] = ends
         save_manifest(self.location, self.manifest)
-        for staged in self.pending:
-            staged.remove()
-        self.pending = []
-        self.last_flush = time.monotonic()
 
     def close(self) -> None:
-        """Publish what is committed and let other writers in."""
-        self.flush()
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
+        """Publish what is committed and let other writers in (also when publishing fails)."""
+        try:
+            self.flush()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
