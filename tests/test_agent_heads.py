@@ -6,7 +6,7 @@ import torch
 from dreamer_data.actions.minecraft import action_spec as minecraft_action_spec
 from dreamer_model.agent.actions import ActionSpace
 from dreamer_model.agent.heads import BinsHead, ContinueHead, PolicyHead, TaskEmbedding
-from dreamer_model.agent.target import EMATarget
+from dreamer_model.agent.slow_target import EMATarget
 from dreamer_model.agent.targets import incoming, shift_ahead
 from dreamer_model.errors import ModelError
 

@@ -17,21 +17,32 @@ Targets follow the row convention (``agent/targets.py``). The world model is fin
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch.nn import functional as F
 
 from dreamer_data.store.fields import HAS_ACTION, IS_FIRST, IS_TERMINAL, LATENTS
 
 from ..dynamics import Sampler, ShortcutForcingLoss, shift_actions
+from ..shards import WHOLE, Shard
 from .config import AgentConfig
 from .model import Agent
 from .targets import incoming, shift_ahead
 from .tasks import Task
 
+Reduce = Callable[[torch.Tensor], torch.Tensor]  # the mean over processes (DDP)
+
 
 def bc_losses(agent: Agent, h_BTD: torch.Tensor, batch: dict[str, torch.Tensor], reward_BT: torch.Tensor,
-              mtp: int, balance_continue: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-    """Eq. 9 terms on agent states h (B, T, D) and the window's rows (see ``agent/targets.py``)."""
+              mtp: int, balance_continue: bool = True, reduce: Reduce | None = None
+              ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """Eq. 9 terms on agent states h (B, T, D) and the window's rows (see ``agent/targets.py``). Each term is a
+    mean over the valid entries of the global batch: ``reduce`` (DDP) averages the counts over processes."""
+
+    def size(mask: torch.Tensor) -> torch.Tensor:
+        return mask.sum() if reduce is None else reduce(mask.sum().float())
+
     space = agent.space
     has_action_BT = batch[HAS_ACTION].bool() if HAS_ACTION in batch else torch.ones_like(reward_BT, dtype=torch.bool)
     # policy: a_{t+n}, n = 0 … L
@@ -41,22 +52,23 @@ def bc_losses(agent: Agent, h_BTD: torch.Tensor, batch: dict[str, torch.Tensor],
         target, mask = shift_ahead(batch[c.field], has_action_BT, mtp)  # (B, T, L+1, …), (B, T, L+1)
         targets[c.name], masks = target, mask
     bc_nll_BTN = -dist.log_prob(targets)
-    bc = (bc_nll_BTN * masks).sum() / masks.sum().clamp(min=1)
+    bc = (bc_nll_BTN * masks).sum() / size(masks).clamp(min=1)
     # reward and continuation of arriving at step t+n
     r_in, c_in, valid_in = incoming(reward_BT, batch[IS_TERMINAL], has_action_BT, batch[IS_FIRST])
     r_target, r_mask = shift_ahead(r_in, valid_in, mtp)
     c_target, _ = shift_ahead(c_in, valid_in, mtp)
     reward_logits = agent.reward(h_BTD)  # (B, T, L+1, bins)
-    reward_nll = (agent.bins.nll(reward_logits, r_target) * r_mask).sum() / r_mask.sum().clamp(min=1)
+    reward_nll = (agent.bins.nll(reward_logits, r_target) * r_mask).sum() / size(r_mask).clamp(min=1)
     cont_logits = agent.cont(h_BTD).float()  # (B, T, L+1)
     cont_bce = F.binary_cross_entropy_with_logits(cont_logits, c_target, reduction="none")
     ends, goes_on = r_mask & (c_target < 0.5), r_mask & (c_target >= 0.5)
-    if balance_continue and bool(ends.any()):
+    if balance_continue and bool(size(ends) > 0):
         # Episode ends are rare (one row per episode): average the two classes separately so the head
         # cannot ignore them; imagination needs them to know when an imagined episode is over.
-        cont_nll = 0.5 * (cont_bce * ends).sum() / ends.sum() + 0.5 * (cont_bce * goes_on).sum() / goes_on.sum().clamp(min=1)
+        cont_nll = (0.5 * (cont_bce * ends).sum() / size(ends)
+                    + 0.5 * (cont_bce * goes_on).sum() / size(goes_on).clamp(min=1))
     else:
-        cont_nll = (cont_bce * r_mask).sum() / r_mask.sum().clamp(min=1)
+        cont_nll = (cont_bce * r_mask).sum() / size(r_mask).clamp(min=1)
     with torch.no_grad():
         first = masks[..., 0]
         mode = dist.mode()
@@ -82,16 +94,17 @@ class BehaviourCloning:
         self.agent, self.tasks, self.dynamics_loss, self.cfg = agent, tasks, dynamics_loss, cfg
         self.sampler = Sampler(agent.world)
 
-    def __call__(self, batch: dict[str, torch.Tensor], generator: torch.Generator,
-                 with_dynamics: bool) -> tuple[torch.Tensor, dict[str, float]]:
-        """(L, metrics) on a batch of store rows; ``generator`` draws the task per window and the noise."""
+    def __call__(self, batch: dict[str, torch.Tensor], generator: torch.Generator, with_dynamics: bool,
+                 shard: Shard = WHOLE, reduce: Reduce | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """(L, metrics) on a batch of store rows; ``generator`` draws the task per window and the noise for the
+        global batch, of which ``shard`` keeps this process's rows; ``reduce`` averages over processes."""
         agent, cfg = self.agent, self.cfg
         device = next(agent.parameters()).device
         batch = {key: value.to(device) for key, value in batch.items()}
         latents = batch[LATENTS].float()  # (B, T, S_z, D_z)
         b, t = latents.shape[:2]
         action_in, has_in = shift_actions(batch, agent.world.action_fields)
-        task_B = torch.randint(len(self.tasks), (b,), generator=generator).to(device)
+        task_B = shard.draw(lambda shape: torch.randint(len(self.tasks), shape, generator=generator), (b,)).to(device)
         reward_KBT = torch.stack([task.reward(batch) for task in self.tasks])  # every task's reward
         reward_BT = reward_KBT[task_B, torch.arange(b, device=device)]  # each window's own task
         total = latents.new_zeros(())
@@ -100,15 +113,15 @@ class BehaviourCloning:
             def f(z, tau, d):
                 return agent.world(z, tau, d, action_in, has_in).x_pred
 
-            dyn_loss, dyn_metrics = self.dynamics_loss(f, latents, generator)
+            dyn_loss, dyn_metrics = self.dynamics_loss(f, latents, generator, reduce=reduce, shard=shard)
             total = total + cfg.dynamics_weight * dyn_loss
             metrics.update({f"dyn_{k}": v for k, v in dyn_metrics.items()})
-        noise = torch.randn(latents.shape, generator=generator).to(device)
+        noise = shard.draw(lambda shape: torch.randn(shape, generator=generator), tuple(latents.shape)).to(device)
         z_ctx, tau, d = self.sampler.renoise(latents, noise)  # the context as the agent sees it when acting
         agent_has_in = has_in if cfg.policy_sees_actions else torch.zeros_like(has_in)
         out = agent.world(z_ctx, tau, d, action_in, agent_has_in, agent=agent.agent_inputs(task_B, t))
         h = agent.state(out.agent)  # (B, T, D)
-        terms, head_metrics = bc_losses(agent, h, batch, reward_BT, cfg.mtp, cfg.balance_continue)
+        terms, head_metrics = bc_losses(agent, h, batch, reward_BT, cfg.mtp, cfg.balance_continue, reduce)
         total = total + cfg.bc_weight * terms["bc"] + cfg.reward_weight * terms["reward"] \
             + cfg.continue_weight * terms["continue"]
         metrics.update({"loss": float(total.detach()), "bc_nll": float(terms["bc"].detach()),

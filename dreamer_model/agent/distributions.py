@@ -20,6 +20,8 @@ import torch
 from torch import distributions as D
 from torch.nn import functional as F
 
+from ..shards import WHOLE, Shard
+
 
 def _uniform(shape: torch.Size, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     return torch.rand(shape, generator=generator, device="cpu").to(device) if generator is not None \
@@ -50,8 +52,9 @@ class Categorical:
     def kl(self, prior: "Categorical") -> torch.Tensor:
         return (self.probs * (self.log_probs - prior.log_probs)).sum(-1)
 
-    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        u = _uniform(self.log_probs.shape[:-1] + (1,), generator, self.log_probs.device)
+    def sample(self, generator: torch.Generator | None = None, shard: Shard = WHOLE) -> torch.Tensor:
+        u = shard.draw(lambda shape: _uniform(shape, generator, self.log_probs.device),
+                       self.log_probs.shape[:-1] + (1,))
         cdf = self.probs.cumsum(-1)
         return (u > cdf).sum(-1).clamp(max=self.log_probs.shape[-1] - 1)
 
@@ -78,8 +81,9 @@ class Bernoullis:
         log_q, log_not_q = F.logsigmoid(prior.logits), F.logsigmoid(-prior.logits)
         return (p * (log_p - log_q) + (1 - p) * (log_not_p - log_not_q)).sum(-1)
 
-    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        return (_uniform(self.logits.shape, generator, self.logits.device) < torch.sigmoid(self.logits)).long()
+    def sample(self, generator: torch.Generator | None = None, shard: Shard = WHOLE) -> torch.Tensor:
+        u = shard.draw(lambda shape: _uniform(shape, generator, self.logits.device), self.logits.shape)
+        return (u < torch.sigmoid(self.logits)).long()
 
     def mode(self) -> torch.Tensor:
         return (self.logits > 0).long()
@@ -106,13 +110,15 @@ class BoundedBeta:
     def kl(self, prior: "BoundedBeta") -> torch.Tensor:
         return D.kl_divergence(self.beta, prior.beta).sum(-1)
 
-    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, generator: torch.Generator | None = None, shard: Shard = WHOLE) -> torch.Tensor:
+        """With a generator: a fixed stream per process (under DDP not the one-process draws: the Gammas of
+        other processes' rows would need their concentrations)."""
         if generator is None:
             unit = self.beta.sample()
         else:  # Beta from two Gammas with a fixed stream: x/(x+y), x ~ Γ(a), y ~ Γ(b)
             a, b = self.beta.concentration1, self.beta.concentration0
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+                torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)) + shard.rank)
                 x, y = torch._standard_gamma(a.cpu()), torch._standard_gamma(b.cpu())
             unit = (x / (x + y)).to(a.device)
         return self.low + (self.high - self.low) * unit
@@ -138,8 +144,9 @@ class ActionDistribution:
     def kl(self, prior: "ActionDistribution") -> torch.Tensor:
         return sum(part.kl(prior.parts[name]) for name, part in self.parts.items())
 
-    def sample(self, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        return {name: part.sample(generator) for name, part in self.parts.items()}
+    def sample(self, generator: torch.Generator | None = None, shard: Shard = WHOLE) -> dict[str, torch.Tensor]:
+        """One action per row; ``shard``: this process's rows of the global batch's draws (``shards.py``)."""
+        return {name: part.sample(generator, shard) for name, part in self.parts.items()}
 
     def mode(self) -> dict[str, torch.Tensor]:
         return {name: part.mode() for name, part in self.parts.items()}

@@ -18,12 +18,14 @@ Each step:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from dreamer_data.store.fields import LATENTS
 
 from ..dynamics import Sampler, shift_actions
+from ..shards import WHOLE, Shard
 from .config import AgentConfig
 from .heads import PolicyHead
 from .model import Agent
@@ -57,17 +59,19 @@ class Imagination:
 
     @torch.no_grad()
     def imagine(self, batch: dict[str, torch.Tensor], generator: torch.Generator,
-                policy: PolicyHead | None = None) -> Imagined:
-        """Roll the frozen world model forward from real contexts under ``policy`` (default π)."""
+                policy: PolicyHead | None = None, shard: Shard = WHOLE) -> Imagined:
+        """Roll the frozen world model forward from real contexts under ``policy`` (default π); ``generator``
+        draws tasks, noise and actions for the global batch, of which ``shard`` keeps this process's rows."""
         agent, cfg, sampler = self.agent, self.cfg, self.sampler
         policy = policy or agent.policy
         batch = {key: value.to(self.device) for key, value in batch.items()}
         latents = batch[LATENTS].float()  # (B, C, S_z, D_z)
         b, c, s, dz = latents.shape
         action_in, has_in = shift_actions(batch, agent.world.action_fields)
-        task_B = torch.randint(len(self.tasks), (b,), generator=generator).to(self.device)
-        ctx_noise = torch.randn((b, c + cfg.horizon, s, dz), generator=generator).to(self.device)
-        start_noise = torch.randn((b, cfg.horizon, s, dz), generator=generator).to(self.device)
+        task_B = shard.draw(lambda shape: torch.randint(len(self.tasks), shape, generator=generator), (b,))
+        ctx_noise = shard.draw(lambda shape: torch.randn(shape, generator=generator), (b, c + cfg.horizon, s, dz))
+        start_noise = shard.draw(lambda shape: torch.randn(shape, generator=generator), (b, cfg.horizon, s, dz))
+        task_B, ctx_noise, start_noise = task_B.to(self.device), ctx_noise.to(self.device), start_noise.to(self.device)
         cache = sampler.init_cache()
         # A policy blind to actions reads its own pass of the world model (actions → null embedding, own cache);
         # generation always sees the actions.
@@ -86,7 +90,7 @@ class Imagination:
         states, actions = [h], []
         ones = torch.ones(b, 1, dtype=torch.bool, device=self.device)
         for k in range(cfg.horizon):
-            a_k = policy(h, first_only=True).sample(generator)  # a_k ~ π(·|s_k)
+            a_k = policy(h, first_only=True).sample(generator, shard)  # a_k ~ π(·|s_k)
             act_in = {name: value[:, None] for name, value in a_k.items()}
             x_next = sampler.denoise(cache, act_in, ones, start_noise[:, k:k + 1])  # (B, 1, S_z, D_z)
             h = observe(x_next, act_in, ones, ctx_noise[:, c + k:c + k + 1], 1)[:, 0]  # s_{k+1}
@@ -100,8 +104,12 @@ class Imagination:
 
     # ---------------------------------------------------------------------------------------- losses
 
-    def losses(self, traj: Imagined, update_policy: bool) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+    def losses(self, traj: Imagined, update_policy: bool, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """(policy loss, value loss, metrics); ``reduce`` (DDP: the mean over processes) makes the weight sums
+        those of the global batch."""
         cfg, agent = self.cfg, self.agent
+        total = reduce or (lambda size: size)
         h_BH1D = traj.h_BH1D.detach()
         with torch.no_grad():
             slow_value_BH1 = agent.value_of(h_BH1D, self.slow_value.module)  # v̄(s_0 … s_H)
@@ -110,7 +118,7 @@ class Imagination:
         h_BHD = h_BH1D[:, :-1]
         value_logits = agent.value(h_BHD)[..., 0, :]  # (B, H, bins)
         value_nll_BH = agent.bins.nll(value_logits, returns_BH)  # −ln p(R^λ_k | s_k)
-        value_loss = (weight_BH * value_nll_BH).sum() / weight_BH.sum()
+        value_loss = (weight_BH * value_nll_BH).sum() / total(weight_BH.sum())
         with torch.no_grad():
             value_BH = agent.bins.decode(value_logits)
             advantage_BH = returns_BH - value_BH  # A_k = R^λ_k − v(s_k)
@@ -119,7 +127,7 @@ class Imagination:
             prior = self.prior(h_BHD, first_only=True)
         log_prob_BH = dist.log_prob(traj.action_BH)
         kl_BH = dist.kl(prior)
-        terms = pmpo_loss(log_prob_BH, advantage_BH, kl_BH, cfg.alpha, cfg.beta, weight_BH)  # eq. 11
+        terms = pmpo_loss(log_prob_BH, advantage_BH, kl_BH, cfg.alpha, cfg.beta, weight_BH, reduce)  # eq. 11
         policy_loss = terms.loss if update_policy else terms.loss.detach()
         with torch.no_grad():
             w = weight_BH / weight_BH.sum()

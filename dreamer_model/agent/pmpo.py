@@ -9,12 +9,14 @@ Minimising it raises the log-probability of actions that did better than expecte
 it for those that did worse (D−), each set normalised by its own size, so the scale of the rewards
 does not matter; the KL keeps the policy near the frozen phase-2 (behaviour-cloned) prior.
 Optional per-state weights w_i (e.g. the probability the imagined episode is still running) turn
-|D±| and N into weight sums.
+|D±| and N into weight sums. Under DDP (``reduce``: the mean over processes) the sizes are those of the
+global batch, so the mean of the processes' losses is the loss of the whole batch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -34,16 +36,19 @@ class PMPOTerms:
 
 
 def pmpo_loss(log_prob_N: torch.Tensor, advantage_N: torch.Tensor, kl_N: torch.Tensor, alpha: float = 0.5,
-              beta: float = 0.3, weight_N: torch.Tensor | None = None) -> PMPOTerms:
+              beta: float = 0.3, weight_N: torch.Tensor | None = None,
+              reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> PMPOTerms:
     """Eq. 11 over N states (any shape, flattened): ln π(a_i|s_i), A_i (no gradient), KL_i → PMPOTerms."""
+    reduce = reduce or (lambda size: size)
     log_prob_N, kl_N = log_prob_N.reshape(-1), kl_N.reshape(-1)
     advantage_N = advantage_N.detach().reshape(-1)
     weight_N = torch.ones_like(log_prob_N) if weight_N is None else weight_N.detach().reshape(-1).float()
     in_positive_N = (advantage_N >= 0).float() * weight_N  # D+
     in_negative_N = (advantage_N < 0).float() * weight_N  # D−
-    size_positive, size_negative = in_positive_N.sum(), in_negative_N.sum()
+    size_positive, size_negative = reduce(in_positive_N.sum()), reduce(in_negative_N.sum())
+    size = reduce(weight_N.sum())
     negative = (1 - alpha) * (in_negative_N * log_prob_N).sum() / size_negative.clamp_min(1e-8)
     positive = -alpha * (in_positive_N * log_prob_N).sum() / size_positive.clamp_min(1e-8)
-    kl = beta * (weight_N * kl_N).sum() / weight_N.sum().clamp_min(1e-8)
+    kl = beta * (weight_N * kl_N).sum() / size.clamp_min(1e-8)
     return PMPOTerms(negative + positive + kl, negative.detach(), positive.detach(), kl.detach(),
-                     (size_positive / weight_N.sum().clamp_min(1e-8)).detach())
+                     (size_positive / size.clamp_min(1e-8)).detach())

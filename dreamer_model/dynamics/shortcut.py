@@ -48,6 +48,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..shards import WHOLE, Shard
 from ..tokenizer.loss import RunningRMS
 
 # f(z_noisy (B, T, S_z, D_z), tau (B, T), d (B, T)) → x̂ (B, T, S_z, D_z)
@@ -145,13 +146,16 @@ class ShortcutForcingLoss(nn.Module):
 
     def forward(self, f: Predictor, x: torch.Tensor, generator: torch.Generator | None = None,
                 teacher: Predictor | None = None,
-                reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                shard: Shard = WHOLE) -> tuple[torch.Tensor, dict[str, float]]:
         """x (B, T, S_z, D_z) clean latents; f the model with gradients, ``teacher`` (default f) the one
-        called under stop-gradient; ``generator`` draws (d, τ) and ε on the CPU (bit-exact resume)."""
+        called under stop-gradient; ``generator`` draws (d, τ) and ε on the CPU (bit-exact resume), for the
+        global batch of which ``shard`` keeps this process's rows; ``reduce`` averages the RMS over processes."""
         b, t = x.shape[:2]
-        d, tau = sample_step_and_signal((b, t), self.k_max, generator, self.objective,
-                                        self.bootstrap_fraction)  # (B, T) each
-        eps = torch.randn(x.shape, generator=generator, dtype=torch.float32).to(x.device)  # ε (B, T, S, D)
+        d, tau = shard.draw(lambda shape: sample_step_and_signal(shape, self.k_max, generator, self.objective,
+                                                                 self.bootstrap_fraction), (b, t))  # (B, T) each
+        eps = shard.draw(lambda shape: torch.randn(shape, generator=generator, dtype=torch.float32),
+                         tuple(x.shape)).to(x.device)  # ε (B, T, S, D)
         d, tau, x = d.to(x.device), tau.to(x.device), x.float()
         z_tau = noise_latents(x, eps, tau)  # (B, T, S, D)
         is_flow = d <= self.d_min  # (B, T)

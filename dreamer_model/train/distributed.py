@@ -60,6 +60,28 @@ class Distributed:
         dist.all_reduce(value, op=dist.ReduceOp.SUM)
         return (value / self.world_size).cpu() if value.device.type != "cpu" else value / self.world_size
 
+    def average_gradients(self, parameters: list[torch.nn.Parameter]) -> None:
+        """What DDP does for a wrapped module, for trainers whose step calls the model several times: every
+        gradient becomes its mean over ranks (one flat all-reduce)."""
+        if not self.enabled:
+            return
+        grads = [p.grad for p in parameters if p.grad is not None]
+        if grads:
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+            flat /= self.world_size
+            offset = 0
+            for g in grads:
+                g.copy_(flat[offset:offset + g.numel()].view_as(g))
+                offset += g.numel()
+
+    def mean_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Every logged value averaged over ranks (the mean of the ranks' losses is the global batch's loss)."""
+        if not self.enabled:
+            return metrics
+        values = self.mean(torch.tensor([float(v) for v in metrics.values()], dtype=torch.float64))
+        return dict(zip(metrics, values.tolist()))
+
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()

@@ -2,7 +2,7 @@
 
 Data comes only through ``dreamer_data.WindowDataset`` (windows of ``context`` rows of ``latents``, the action
 fields and ``has_action``; no pixels). The store's manifest gives the action spec and the latent shape, both
-recorded in the checkpoint. (d, τ, ε) of step s on rank r depend only on (seed, s, r); the checkpoint keeps the
+recorded in the checkpoint. (d, τ, ε) of step s depend only on (seed, s); the checkpoint keeps the
 loss's running-RMS normalisers.
 
 Held-out evaluation: the loss on held-out windows (fixed noise, normalisers frozen) and open-loop
@@ -116,8 +116,8 @@ class Phase1Trainer(Trainer):
                 return self.model(z, tau, d, action_in, has_action_in).x_pred
 
         self.schedule(self.optimizer)
-        loss, metrics = self.loss_fn(student, latents, step_generator(self.seed, self.step, self.dist.rank),
-                                     teacher=teacher, reduce=self.dist.mean)
+        loss, metrics = self.loss_fn(student, latents, step_generator(self.seed, self.step), teacher=teacher,
+                                     reduce=self.dist.mean, shard=self.shard)
         self.update(self.optimizer, loss, list(self.model.parameters()), metrics)
         metrics["lr"] = self.optimizer.param_groups[0]["lr"]
         return metrics

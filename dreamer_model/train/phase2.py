@@ -50,6 +50,7 @@ def resolve_phase2_run(preset: str, config_file: str | None, sets: list[str] | N
 
 class Phase2Trainer(Trainer):
     kind, phase = AGENT, 2
+    wrap_ddp = False  # a step calls the world model for eq. 7 and again for the agent tokens
     options: Phase2TrainOptions
     run: Phase2Run
 
@@ -144,7 +145,8 @@ class Phase2Trainer(Trainer):
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         self.schedule(self.optimizer)
-        loss, metrics = self.objective(batch, step_generator(self.seed, self.step, 0), with_dynamics=not self.frozen)
+        loss, metrics = self.objective(batch, step_generator(self.seed, self.step), with_dynamics=not self.frozen,
+                                       shard=self.shard, reduce=self.dist.mean if self.dist.enabled else None)
         self.update(self.optimizer, loss, [p for p in self.agent.parameters() if p.requires_grad], metrics)
         metrics["lr"] = self.optimizer.param_groups[0]["lr"]
         return metrics

@@ -61,6 +61,7 @@ def resolve_phase3_run(base: AgentConfig, preset: str, config_file: str | None, 
 
 class Phase3Trainer(Trainer):
     kind, phase = AGENT, 3
+    wrap_ddp = False  # imagination calls the world model step by step; only the heads train
     options: Phase3TrainOptions
     run: Phase3Run
 
@@ -138,13 +139,14 @@ class Phase3Trainer(Trainer):
         return self.run.train.batch * (self.run.agent.context + self.run.agent.horizon)
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        generator = step_generator(self.seed, self.step, 0)
+        generator = step_generator(self.seed, self.step)
         began = time.perf_counter()
         self.agent.eval()  # the frozen parts: no dropout/normalisation state anyway, but be explicit
-        traj = self.imagination.imagine(batch, generator)
+        traj = self.imagination.imagine(batch, generator, shard=self.shard)
         imagine_seconds = time.perf_counter() - began
         update_policy = self.step >= self.run.value_warmup
-        policy_loss, value_loss, metrics = self.imagination.losses(traj, update_policy)
+        policy_loss, value_loss, metrics = self.imagination.losses(traj, update_policy,
+                                                                   self.dist.mean if self.dist.enabled else None)
         self.update(self.value_opt, value_loss, list(self.agent.value.parameters()), metrics, "value_grad_norm")
         if update_policy:
             self.update(self.policy_opt, policy_loss, list(self.agent.policy.parameters()), metrics,

@@ -1,7 +1,7 @@
 """``dreamer-train tokenizer``: train the causal MAE tokenizer on a store's frames (paper eq. 5).
 
 Data comes only through ``dreamer_data.WindowDataset`` (windows of ``context`` frames); the patch masks of
-step s on rank r depend only on (seed, s, r). On MinAtar stores (which keep the lossless grid) the held-out
+step s depend only on (seed, s). On MinAtar stores (which keep the lossless grid) the held-out
 reconstructions are also scored object by object (``eval/objects.py``).
 """
 
@@ -86,7 +86,8 @@ class TokenizerTrainer(Trainer):
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         frames = batch[FRAMES].to(self.device, non_blocking=True)  # (B, T, H, W, C) uint8
         b, t = frames.shape[:2]
-        drop = self.model.sample_drop(b, t, step_generator(self.seed, self.step, self.dist.rank)).to(self.device)
+        generator = step_generator(self.seed, self.step)
+        drop = self.shard.draw(lambda shape: self.model.sample_drop(*shape, generator), (b, t)).to(self.device)
         self.schedule(self.optimizer)
         with self.autocast:
             recon, _ = self.net(frames, drop)

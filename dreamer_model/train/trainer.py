@@ -7,11 +7,16 @@ A stage subclasses ``Trainer`` and fills in what differs: ``read_store`` (what t
 ``describe`` (what the start event reports).
 
 Resume is bit-exact because nothing random carries hidden state from one step to the next: the n-th training
-window depends only on (seed, n) (``WindowSampler``), the random draws of step s on rank r only on (seed, s, r)
+window depends only on (seed, n) (``WindowSampler``), the random draws of step s only on (seed, s)
 (``step_generator``), and the checkpoint holds models, optimizers, loss normalisers and the step. Ctrl-C
 (SIGINT) is turned into a stop request checked between steps (every rank stops at the same step), so the
-checkpoint written on the way out is always at a step boundary. Under ``torchrun`` each rank reads its own
-windows of the global batch and the gradients are averaged (``distributed.py``).
+checkpoint written on the way out is always at a step boundary.
+
+Under ``torchrun`` (DDP) rank r of w trains on windows r, r + w, … of each global batch, draws the random numbers
+of the whole global batch and keeps its rows (``shards.py``), normalises its losses by the global batch's sizes
+and averages gradients over ranks (DDP for the tokenizer and phase 1, whose step calls the model once;
+``Distributed.average_gradients`` for phases 2 and 3), so its losses and updates are those of a one-process run
+at the same global batch. The logged training metrics are averaged over ranks.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from dreamer_data.loaders import EpisodeSplit, WindowSampler
 from ..checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from ..configs import TrainConfig
 from ..errors import ModelError
+from ..shards import Shard
 from .distributed import Distributed, init_distributed, set_threads
 from .logging import RunLog
 
@@ -67,9 +73,9 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
-    """The random stream of one training step on one rank: a pure function of (seed, step, rank)."""
-    state = np.random.SeedSequence([seed, step, rank]).generate_state(2, dtype=np.uint64)
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The random stream of one training step (the global batch's draws): a pure function of (seed, step)."""
+    state = np.random.SeedSequence([seed, step, 0]).generate_state(2, dtype=np.uint64)
     return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
 
 
@@ -120,13 +126,15 @@ class Trainer:
 
     kind: str  # the checkpoint kind (``checkpoint.TOKENIZER``, …)
     phase: int | None = None  # agent checkpoints: 2 or 3
-    model: torch.nn.Module  # what trains (DDP wraps it as ``net``); its parameters are counted in ``describe``
+    model: torch.nn.Module  # what trains (DDP wraps it as ``net``); its parameters are counted at the start
+    wrap_ddp = True  # False: the step calls the model several times, ``update`` averages the gradients instead
 
     def __init__(self, options: TrainOptions, report: Report | None = None):
         self.options = options
         self.report = report or (lambda event, info: None)
         self.dist: Distributed = init_distributed(options.device)
         self.device = self.dist.device
+        self.shard = Shard(self.dist.rank, self.dist.world_size)
         self.out = Path(options.out)
         self.read_store()
         self.resume_state = self._resume_state()
@@ -230,7 +238,7 @@ class Trainer:
     def distribute(self, module: torch.nn.Module) -> torch.nn.Module:
         """``module`` as the training step calls it: DDP-wrapped across ranks, compiled when asked (CUDA)."""
         net = module
-        if self.dist.enabled:
+        if self.dist.enabled and self.wrap_ddp:
             net = DistributedDataParallel(module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if self.run.train.compile and self.device.type == "cuda":
             net = torch.compile(net)
@@ -243,9 +251,12 @@ class Trainer:
 
     def update(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, parameters: list[torch.nn.Parameter],
                metrics: dict[str, float], norm_key: str = "grad_norm") -> None:
-        """zero_grad, backward, clip to ``train.grad_clip`` (its norm logged as ``norm_key``), step."""
+        """zero_grad, backward, (average over ranks), clip to ``train.grad_clip`` (its norm logged as
+        ``norm_key``), step."""
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if not self.wrap_ddp:
+            self.dist.average_gradients(parameters)
         if self.run.train.grad_clip > 0:
             metrics[norm_key] = float(torch.nn.utils.clip_grad_norm_(parameters, self.run.train.grad_clip))
         optimizer.step()
@@ -287,6 +298,7 @@ class Trainer:
                     self.step += 1
                     window_steps += 1
                     if self.step % train.log_every == 0 or self.step == self.steps:
+                        metrics = self.dist.mean_metrics(metrics)
                         now = time.perf_counter()
                         metrics["frames_per_s"] = window_steps * self.frames_per_step / max(now - window_start, 1e-9)
                         metrics["seconds"] = now - began
