@@ -6,6 +6,7 @@ run are committed without decoding again, and failed episodes are retried.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import shutil
@@ -74,12 +75,27 @@ def select_episodes(refs: list[EpisodeRef], plan: IngestPlan) -> list[EpisodeRef
     return refs[index::count]
 
 
-def staging_root(location: StoreLocation, plan: IngestPlan) -> Path:
+def staging_base(location: StoreLocation, plan: IngestPlan) -> Path:
+    """``--staging``, else the store's own ``.staging`` (local) or a folder in tmp named after the store URL."""
     if plan.staging:
         return Path(plan.staging)
     if location.local_path is not None:
         return location.local_path / STAGING_DIR
     return Path(tempfile.gettempdir()) / "dreamer-staging" / sha1(location.root.encode()).hexdigest()[:16]
+
+
+def source_fingerprint(source: Source) -> str:
+    """Names what a staged episode's rows depend on: source kind and URL, settings, fields.
+
+    Episode ids repeat across sources (every collect run has ``episodes/000000``), so staged episodes
+    live under ``staging_base / fingerprint``: a run only ever finds the ones it would have written itself."""
+    identity = {"kind": source.kind, "uri": source.src, "settings": source.settings(),
+                "fields": {name: spec.to_json() for name, spec in source.fields().items()}}
+    return sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def staging_root(location: StoreLocation, plan: IngestPlan, source: Source) -> Path:
+    return staging_base(location, plan) / source_fingerprint(source)
 
 
 def stage_episode(source: Source, ref: EpisodeRef, root: str, source_index: int) -> tuple[str, str | None, str | None]:
@@ -130,7 +146,7 @@ def ingest(source: Source, out: str, plan: IngestPlan, progress: Progress | None
     if plan.workers > 0 and source.src.startswith("memory://"):
         raise DreamerDataError(f"{source.src}: a memory:// source lives in this process only; use --workers 0")
     writer = StoreWriter(location, build_manifest_template(source, plan), plan.compression_level)
-    root = staging_root(location, plan)
+    root = staging_root(location, plan, source)
     todo = [ref for ref in refs if ref.id not in writer.committed_ids]
     report = IngestReport(store=out, planned=len(refs), skipped=len(refs) - len(todo))
 
@@ -157,6 +173,10 @@ def ingest(source: Source, out: str, plan: IngestPlan, progress: Progress | None
         # under the writer lock: what killed runs left in staging goes before new work arrives
         clean_staging(root, {e["id"]: e["checksums"] for e in writer.manifest["episodes"]},
                       {ref.id for ref in todo}, private=not plan.staging)
+        if not plan.staging:  # the store's own staging: other settings' leftovers can never be committed here
+            for other in root.parent.iterdir():
+                if other != root and other.is_dir() and not other.is_symlink():
+                    shutil.rmtree(other, ignore_errors=True)
         progress(IngestProgress(report.skipped, report.planned, writer.total))
         _run_in_order(source, todo, source_index, root, plan.workers, finished)
         if plan.clip_length:  # still under the writer lock: no other writer between the episodes and shards
@@ -164,8 +184,9 @@ def ingest(source: Source, out: str, plan: IngestPlan, progress: Progress | None
             writer.update(wds=add_shards_locked(location, plan.clip_length))
     finally:
         writer.close()
-        if root.is_dir() and not any(root.iterdir()):
-            shutil.rmtree(root, ignore_errors=True)
+        for folder in (root, root.parent):  # our fingerprint folder, then the staging folder, once empty
+            if folder.is_dir() and not any(folder.iterdir()):
+                shutil.rmtree(folder, ignore_errors=True)
     return report
 
 

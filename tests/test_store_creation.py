@@ -20,7 +20,7 @@ import pytest
 
 import makers
 from conftest import assert_same_store, cli_command, leftovers, read_manifest, run_cli
-from dreamer_data.ingest import stage_episode
+from dreamer_data.ingest import source_fingerprint, stage_episode
 from dreamer_data.sources import ReadOptions, source_class
 from dreamer_data.store.staging import staging_key
 from dreamer_data.tokenize import tokenize_store
@@ -124,7 +124,7 @@ def test_leftovers_of_a_run_killed_before_cleanup_are_removed_by_the_next_run(sr
     assert (out / ".write.lock").read_text() == f"{holder.pid}\n"
     source = source_class("vpt")(str(src), ReadOptions(resolution=(36, 64), frame_chunk_rows=16))
     refs = source.list_episodes()
-    staging = out / ".staging"
+    staging = out / ".staging" / source_fingerprint(source)
     assert stage_episode(source, refs[1], str(staging), 1) == (refs[1].id, None, None)
     half = staging / f".tmp-{staging_key(refs[2].id)}-4194300"
     (half / "frames").mkdir(parents=True)
@@ -138,7 +138,7 @@ def test_leftovers_of_a_run_killed_before_cleanup_are_removed_by_the_next_run(sr
     again = run_cli(*ingest_args(src, out))
     assert again.returncode == 0, again.stderr
     assert f"0 episodes ingested (0 frames), {N_EPISODES} already there" in again.stderr
-    assert leftovers(out) == [] and not staging.exists() and not (out / ".write.lock").exists()
+    assert leftovers(out) == [] and not staging.parent.exists() and not (out / ".write.lock").exists()
     assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == published
     assert_same_store(clean, out)
 
@@ -152,16 +152,35 @@ def test_a_shared_staging_folder_loses_only_copies_of_committed_episodes(src, cl
     ours = source_class("vpt")(str(src), ReadOptions(resolution=(36, 64), frame_chunk_rows=16))
     other = source_class("vpt")(str(src), ReadOptions(resolution=(18, 32), frame_chunk_rows=16))
     refs = ours.list_episodes()
-    stage_episode(ours, refs[0], str(staging), 0)  # identical to the committed episode: a leftover
-    stage_episode(other, refs[1], str(staging), 1)  # another store's settings, same id: not ours to delete
+    mine, theirs = staging / source_fingerprint(ours), staging / source_fingerprint(other)
+    stage_episode(ours, refs[0], str(mine), 0)  # identical to the committed episode: a leftover
+    stage_episode(other, refs[1], str(theirs), 1)  # another store's settings, same id: not ours to delete
     (staging / "notes.txt").write_text("someone else's file")
-    kept = snapshot(staging / staging_key(refs[1].id))
+    kept = snapshot(theirs)
 
     assert run_cli(*args).returncode == 0
-    assert not (staging / staging_key(refs[0].id)).exists()
-    assert snapshot(staging / staging_key(refs[1].id)) == kept
+    assert not mine.exists()
+    assert snapshot(theirs) == kept
     assert (staging / "notes.txt").read_text() == "someone else's file"
     assert_same_store(clean, out)
+
+
+def test_a_shared_staging_folder_never_hands_one_sources_episode_to_another(tmp_path):
+    """Two collect runs both have episodes/000000 (ids repeat across sources). A run of A killed after staging
+    left A's episode in --staging; ingesting B with the same --staging must store B's episode, not A's."""
+    for name, seed in (("a", 1), ("b", 2)):
+        result = run_cli("collect", "minatar", "--game", "breakout", "--episodes", "2", "--seed", str(seed),
+                         "--max-steps", "40", "--out", tmp_path / name)
+        assert result.returncode == 0, result.stderr
+    staging = tmp_path / "scratch"
+    source_a = source_class("minatar")(str(tmp_path / "a"), ReadOptions(resolution=(20, 20)))
+    ref_a = source_a.list_episodes()[0]
+    assert stage_episode(source_a, ref_a, str(staging / source_fingerprint(source_a)), 0) == (ref_a.id, None, None)
+    args = ("ingest", "minatar", tmp_path / "b", "--resolution", "20x20")
+    assert run_cli(*args, "--out", tmp_path / "b-store", "--staging", staging).returncode == 0
+    assert run_cli(*args, "--out", tmp_path / "b-clean").returncode == 0
+    assert_same_store(tmp_path / "b-clean", tmp_path / "b-store")
+    assert (staging / source_fingerprint(source_a) / staging_key(ref_a.id)).exists()  # A's copy is left alone
 
 
 def plain_zarr_group(folder: Path) -> None:
