@@ -124,7 +124,7 @@ def main() -> None:
     has_action = group["data/has_action"][:].astype(bool)
     n_actions = int(manifest["actions"]["discrete"]["size"])
     features = {"grid": group["data/obs_grid"][:], "pixels": group["data/frames"][:] / np.float32(255.0),
-                "latents": group["data/latents"][:]}
+                "latents": group[manifest["fields"]["latents"]["path"]][:]}
     nets = {}
     for name, x in features.items():
         torch.manual_seed(0)

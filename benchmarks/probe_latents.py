@@ -79,7 +79,7 @@ def main() -> None:
     tokenizer = tokenizer_from_record(tokenizer_record(manifest["latents"], args.store), args.store)
     inputs = {
         "grid": (group["data/obs_grid"][:], lambda o: torch.from_numpy(o["obs"].astype(np.float32)).flatten()[None]),
-        "latents": (group["data/latents"][:],
+        "latents": (group[manifest["fields"]["latents"]["path"]][:],
                     lambda o: tokenizer.encode(torch.from_numpy(frame(settings, o))[None, None]).flatten(1)),
     }
     n_actions = int(manifest["actions"]["discrete"]["size"])

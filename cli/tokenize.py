@@ -15,10 +15,11 @@ def tokenize_command(
     ckpt: str = typer.Option(..., "--ckpt", help="Tokenizer run directory (newest checkpoint) or checkpoint file."),
     batch: int = typer.Option(DEFAULT_BATCH_FRAMES, "--batch", min=1, help="Frames encoded per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace latents of another checkpoint."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace latents of another checkpoint (written beside "
+                                   "them; the ones they replace stay for open readers, older ones are removed)."),
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
-    """Encode every frame (no masking) into data/latents; resumable; rerun to continue after a crash."""
+    """Encode every frame (no masking) into the store's latents; resumable; rerun to continue after a crash."""
     from dreamer_model.tokenizer.frame_encoder import TokenizerFrameEncoder
     from dreamer_model.train.distributed import pick_device
 
@@ -43,6 +44,6 @@ def tokenize_command(
                      highlight=False, soft_wrap=True)
         return
     resumed = f", resumed after {report.resumed_from} finished episodes" if report.resumed_from else ""
-    stderr.print(f"{store}: {report.frames} frames of {report.episodes} episodes → data/latents ({shape} float16) "
+    stderr.print(f"{store}: {report.frames} frames of {report.episodes} episodes → {report.path} ({shape} float16) "
                  f"in {report.seconds:.1f} s ({report.frames_per_second:.0f} frames/s){resumed}; checkpoint "
                  f"{encoder.checkpoint_hash}", highlight=False, soft_wrap=True)

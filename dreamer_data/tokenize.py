@@ -5,14 +5,16 @@
 in order, in batches, after a ``reset()`` at the episode's start, so a causal tokenizer may carry
 context from one batch to the next but never across episodes.
 
-Writing follows the store's rules. ``data/latents`` (N, S_z, D_z) float16 is written episode by
-episode; after each episode a small progress file (checkpoint hash + per-episode checksums) is
-replaced atomically, so a rerun with the same checkpoint resumes at the first unfinished episode.
-The whole run holds the store's writer lock (``StoreLocation.lock_for_writing``), like ingest and
-merge: a second writer is refused at once and the manifest read at the start is the one saved at the end.
-The manifest lists the field (with its checksums, so ``verify`` covers it, and a ``latents`` entry
-with the checkpoint hash and latent shape) only once every row is written; replacing latents of
-another checkpoint (``overwrite``) unlists the old ones first, so a reader never sees a mix.
+Writing follows the store's rules. The latents (N, S_z, D_z) float16 are written episode by episode
+into a new version's array (``data/latents`` the first time, ``data/latents-v<n>-<hash>`` after: see
+``store/latents.py``); after each episode a small progress file (checkpoint hash, array path,
+per-episode checksums) is replaced atomically, so a rerun with the same checkpoint resumes at the
+first unfinished episode. The whole run holds the store's writer lock (``StoreLocation.writing``),
+like ingest and merge: a second writer is refused at once and the manifest read at the start is the
+one saved at the end. The manifest lists the field (with its checksums, so ``verify`` covers it, and a
+``latents`` entry with the version, path, checkpoint hash and latent shape) only once every row is
+written. Replacing latents of another checkpoint (``overwrite``) never touches the published array:
+readers opened before the swap keep reading it, never a mix; the swap removes older versions.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 import zarr
 
 from .errors import StoreError
+from .store import latents as versions
 from .store.fields import FieldSpec
 from .store.location import StoreLocation
 from .store.manifest import save_manifest
@@ -64,6 +67,7 @@ class TokenizeReport:
     resumed_from: int  # episodes an earlier interrupted run had finished
     seconds: float
     already_done: bool = False
+    path: str = ""  # the published latents array
 
     @property
     def frames_per_second(self) -> float:
@@ -87,14 +91,6 @@ def check_fits(reader: StoreReader, encoder: FrameEncoder) -> None:
                          f"{height}x{width} frames")
 
 
-def _unpublish(location: StoreLocation, manifest: dict) -> None:
-    manifest["fields"].pop(LATENTS, None)
-    manifest["latents"] = None
-    for episode in manifest["episodes"]:
-        episode["checksums"].pop(LATENTS, None)
-    save_manifest(location, manifest)
-
-
 def _load_progress(location: StoreLocation) -> dict | None:
     if not location.exists(PROGRESS_FILE):
         return None
@@ -111,7 +107,7 @@ def _save_progress(location: StoreLocation, progress: dict) -> None:
 def tokenize_store(store: str, encoder: FrameEncoder, *, batch_frames: int = DEFAULT_BATCH_FRAMES,
                    overwrite: bool = False, compression_level: int = 3,
                    progress: Callable[[int, int, int], None] | None = None) -> TokenizeReport:
-    """Encode every frame of ``store`` into ``data/latents``; resumable, published atomically.
+    """Encode every frame of ``store`` into a new latents version; resumable, published atomically.
 
     ``progress(episodes_done, episodes_total, frames_done)`` is called once when the work starts (under
     the writer lock; a refused run never calls it) and after each episode."""
@@ -133,25 +129,29 @@ def _tokenize_locked(location: StoreLocation, encoder: FrameEncoder, began: floa
     check_fits(reader, encoder)
     latent_shape = tuple(int(v) for v in encoder.latent_shape)
     current = manifest.get("latents")
-    if current and LATENTS in manifest["fields"]:
+    replaced = versions.published(manifest)
+    if replaced:
         if current.get("checkpoint_hash") == encoder.checkpoint_hash:
-            return TokenizeReport(0, 0, len(reader.episodes), time.perf_counter() - began, already_done=True)
+            return TokenizeReport(0, 0, len(reader.episodes), time.perf_counter() - began, already_done=True,
+                                  path=replaced[1])
         if not overwrite:
             raise StoreError(f"{store}: already holds latents of checkpoint {current.get('checkpoint_hash')}; "
                              f"pass --overwrite to replace them with this checkpoint's "
                              f"({encoder.checkpoint_hash})")
-        _unpublish(location, manifest)
 
-    spec = FieldSpec(LATENTS, "float16", latent_shape, chunk_rows=LATENT_CHUNK_ROWS)
+    version = replaced[0] + 1 if replaced else 1  # the published array is never written again
+    spec = FieldSpec(LATENTS, "float16", latent_shape, chunk_rows=LATENT_CHUNK_ROWS,
+                     stored_at=versions.version_path(version, encoder.checkpoint_hash))
     total = reader.total_frames
     group = zarr.open_group(location.zarr_store(read_only=False), mode="r+")
     state = _load_progress(location)
     resumable = (state is not None and state.get("checkpoint_hash") == encoder.checkpoint_hash
                  and state.get("shape") == list(latent_shape) and state.get("frames") == total
+                 and state.get("path", versions.FIRST_PATH) == spec.path
                  and spec.path in group and tuple(group[spec.path].shape) == (total, *latent_shape))
-    if not resumable:
+    if not resumable:  # an unpublished array (an interrupted run's) at this path: no reader holds it
         state = {"checkpoint_hash": encoder.checkpoint_hash, "shape": list(latent_shape), "frames": total,
-                 "checksums": {}}
+                 "path": spec.path, "checksums": {}}
         create_field_array(group, spec, total, compression_level)
         _save_progress(location, state)
     array = group[spec.path]
@@ -194,11 +194,13 @@ def _tokenize_locked(location: StoreLocation, encoder: FrameEncoder, began: floa
     for episode in manifest["episodes"]:
         episode["checksums"][LATENTS] = state["checksums"][episode["id"]]
     manifest["latents"] = {
-        "field": LATENTS, "shape": list(latent_shape), "dtype": spec.dtype,
+        "field": LATENTS, "version": version, "path": spec.path, "shape": list(latent_shape), "dtype": spec.dtype,
         "checkpoint_hash": encoder.checkpoint_hash, "image_size": list(encoder.image_size),
         "patch_size": encoder.patch_size, "tokenizer": encoder.description,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    save_manifest(location, manifest)
+    save_manifest(location, manifest)  # the swap: readers opened from now on read this version
     location.remove(PROGRESS_FILE)
-    return TokenizeReport(encoded_episodes, encoded_frames, resumed_from, time.perf_counter() - began)
+    versions.prune(location, {spec.path, *([replaced[1]] if replaced else [])})  # readers opened before: replaced
+    return TokenizeReport(encoded_episodes, encoded_frames, resumed_from, time.perf_counter() - began,
+                          path=spec.path)

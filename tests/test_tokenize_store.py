@@ -145,8 +145,12 @@ def test_another_checkpoint_resumes_nothing_and_needs_overwrite(tmp_path):
         tokenize_store(store, mini_encoder(seed=1))
     before = zarr.open_group(store, mode="r")["data/latents"][:]
     tokenize_store(store, mini_encoder(seed=1), overwrite=True)
-    assert load_manifest(store)["latents"]["checkpoint_hash"] == "sha256:test-1"
-    assert not np.array_equal(zarr.open_group(store, mode="r")["data/latents"][:], before)
+    manifest = load_manifest(store)
+    assert manifest["latents"]["checkpoint_hash"] == "sha256:test-1"
+    path = manifest["latents"]["path"]  # written beside the old latents, which stay for open readers
+    assert path == manifest["fields"]["latents"]["path"] == "data/latents-v2-test1"
+    assert not np.array_equal(zarr.open_group(store, mode="r")[path][:], before)
+    assert np.array_equal(zarr.open_group(store, mode="r")["data/latents"][:], before)
     assert verify_store(store) == []
 
 

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from ..errors import StoreError
 from ..store.location import StoreLocation
 from ..store.manifest import load_manifest, manifest_fields
-from ..store.reader import StoreReader
+from ..store.reader import open_field, open_group
 from .chunks import DEFAULT_CACHE_BYTES, ChunkCache
 from .context import multiprocessing_context
 from .items import make_item, parse_frame_dtype, resolve_fields
@@ -34,7 +34,9 @@ class WindowDataset(Dataset):
 
     Only the manifest is read here. Each process (each DataLoader worker) opens its own zarr
     handle on first access, so the dataset pickles small and never shares an open store, and
-    keeps up to ``cache_bytes`` of decoded chunks (see ``chunks.py``).
+    keeps up to ``cache_bytes`` of decoded chunks (see ``chunks.py``). Every process reads the
+    arrays this manifest names: latents that ``tokenize --overwrite`` replaces later stay the ones
+    read (or, once a second overwrite removed them, reads raise ``StoreError``), never a mix.
     Pass ``multiprocessing_context=dataset.multiprocessing_context`` to the DataLoader: remote
     (async fsspec) stores need 'spawn'.
     """
@@ -46,7 +48,9 @@ class WindowDataset(Dataset):
         self.store = str(store)
         location = StoreLocation(self.store)
         manifest = load_manifest(location)
-        self.fields = resolve_fields(self.store, manifest_fields(manifest), load)
+        specs = manifest_fields(manifest)
+        self.fields = resolve_fields(self.store, specs, load)
+        self.specs = {field: specs[field] for field in self.fields}  # the array paths every process opens
         self.frames_as = parse_frame_dtype(frame_dtype)
         self.shape = WindowShape(length, stride, frame_step)
         self.episode_ids = [episode["id"] for episode in manifest["episodes"]]
@@ -70,8 +74,10 @@ class WindowDataset(Dataset):
 
     def _open(self) -> ChunkCache:
         if self._cache is None or self._pid != os.getpid():  # a forked worker must not reuse the parent's
-            reader = StoreReader(self.store)
-            self._cache = ChunkCache({field: reader.array(field) for field in self.fields}, self.cache_bytes)
+            location = StoreLocation(self.store)
+            group = open_group(location)
+            self._cache = ChunkCache({field: open_field(location, group, spec) for field, spec in self.specs.items()},
+                                     self.cache_bytes)
             self._pid = os.getpid()
         return self._cache
 

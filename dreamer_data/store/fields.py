@@ -9,16 +9,17 @@ import numpy as np
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """A per-frame field stored at ``data/<name>`` with shape (N, *shape)."""
+    """A per-frame field stored at ``data/<name>`` (or ``stored_at``) with shape (N, *shape)."""
 
     name: str  # e.g. "frames", "actions/buttons", "rewards"
     dtype: str
     shape: tuple[int, ...] = ()
     chunk_rows: int = 1024  # rows per zarr chunk along time
+    stored_at: str = ""  # the array's path where it is not data/<name>: a later version of latents
 
     @property
     def path(self) -> str:
-        return f"data/{self.name}"
+        return self.stored_at or f"data/{self.name}"
 
     @property
     def file_stem(self) -> str:
@@ -42,7 +43,9 @@ class FieldSpec:
 
     @classmethod
     def from_json(cls, name: str, data: dict) -> "FieldSpec":
-        return cls(name=name, dtype=data["dtype"], shape=tuple(data["shape"]), chunk_rows=data["chunk_rows"])
+        path = data.get("path", f"data/{name}")
+        return cls(name=name, dtype=data["dtype"], shape=tuple(data["shape"]), chunk_rows=data["chunk_rows"],
+                   stored_at="" if path == f"data/{name}" else path)
 
 
 # Names of the per-frame fields readers look up (docs/FORMAT.md; ``is_first`` is added to every window item by the
