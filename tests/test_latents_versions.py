@@ -299,3 +299,27 @@ def test_a_published_version_missing_by_other_hands_is_named_as_missing(tmp_path
     shutil.rmtree(Path(store) / "data" / "latents-v2-test1")
     with pytest.raises(StoreError, match=r"manifest lists 'latents' but data/latents-v2-test1 is missing"):
         StoreReader(store).array("latents")
+
+
+def test_shards_holding_another_checkpoints_latents_are_refused_not_streamed(tmp_path):
+    """Shards copy the latents published when they were written; after ``--overwrite`` streaming them would
+    train on the old checkpoint's latents with no error. Their manifest entry names the checkpoint."""
+    from dreamer_data.loaders import StreamDataset
+    from dreamer_data.store.wds import add_shards
+
+    store = make_frame_store(tmp_path / "store")
+    tokenize_store(store, mini_encoder(seed=0))
+    add_shards(store, clip_length=4)
+    assert {shard["latents"] for shard in read_manifest(Path(store))["wds"]["shards"]} == {"sha256:test-0"}
+    streamed = np.concatenate([item["latents"].numpy() for item in StreamDataset(store, 4, load=["latents"],
+                                                                                 shuffle=0)])
+    reader = StoreReader(store)
+    windowed = np.concatenate([reader.array("latents")[e["start"]:e["start"] + (e["length"] // 4) * 4]
+                               for e in reader.episodes])
+    assert np.array_equal(streamed, windowed)
+
+    tokenize_store(store, mini_encoder(seed=1), overwrite=True)
+    with pytest.raises(StoreError, match=r"shard-000000.tar: holds latents of checkpoint sha256:test-0, the store's "
+                                         r"are of checkpoint sha256:test-1"):
+        StreamDataset(store, 4, load=["latents"])
+    assert len(list(StreamDataset(store, 4, load=["frames"], shuffle=0))) > 0  # frames still stream

@@ -14,6 +14,7 @@ from torch.utils.data import IterableDataset
 from webdataset.filters import shuffle as shuffle_stage
 
 from ..errors import DreamerDataError, StoreError
+from ..store.fields import LATENTS
 from ..store.location import StoreLocation
 from ..store.manifest import load_manifest, manifest_fields
 from .clips import ClipStitcher
@@ -51,6 +52,17 @@ class SharedEpoch:
         self.cell = state["cell"] if "cell" in state else sharedctypes.RawValue("q", state["value"])
 
 
+def check_shard_latents(store: str, manifest: dict, shards: list[dict]) -> None:
+    """Refuse shards whose latents are not the store's published ones (exported before a tokenize or an
+    overwrite): streaming them would silently train on another checkpoint's latents, or fail mid-epoch."""
+    published = (manifest.get("latents") or {}).get("checkpoint_hash")
+    for shard in shards:
+        if shard.get("latents") != published:
+            held = f"latents of checkpoint {shard['latents']}" if shard.get("latents") else "no latents"
+            raise StoreError(f"{store}/{shard['name']}: holds {held}, the store's are of checkpoint {published}; "
+                             f"stream without 'latents' or read them with WindowDataset")
+
+
 class StreamDataset(IterableDataset):
     """Windows of ``length`` frames streamed from the shards under ``STORE/wds/``.
 
@@ -83,6 +95,8 @@ class StreamDataset(IterableDataset):
             raise StoreError(f"{self.store}: store has no webdataset shards (ingest with --format both)")
         self.shards = [shard["name"] for shard in shards]
         self.fields = resolve_fields(self.store, manifest_fields(manifest), load)
+        if LATENTS in self.fields:
+            check_shard_latents(self.store, manifest, shards)
         self.frames_as = parse_frame_dtype(frame_dtype)
         self.shape = WindowShape(length, stride if stride is not None else length, frame_step)
         ids = [episode["id"] for episode in manifest["episodes"]]

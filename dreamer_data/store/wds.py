@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from .fields import LATENTS
 from .reader import StoreReader
 
 SHARD_DIR = "wds"
@@ -78,6 +79,9 @@ def export_shards(reader: StoreReader, clip_length: int = DEFAULT_CLIP_LENGTH,
     covered = sum(len(shard["episodes"]) for shard in entry["shards"])
     episodes = reader.episodes[covered:]
     fields = list(reader.fields)
+    # a shard's latents.npy is a copy of the latents published when it was written: record whose they are,
+    # so a reader never takes them for a later checkpoint's (tokenize --overwrite does not rewrite shards)
+    latents_checkpoint = (reader.manifest.get("latents") or {}).get("checkpoint_hash") if LATENTS in fields else None
     with tempfile.TemporaryDirectory(prefix="dreamer-wds-") as scratch:
         builder: _ShardBuilder | None = None
 
@@ -87,7 +91,7 @@ def export_shards(reader: StoreReader, clip_length: int = DEFAULT_CLIP_LENGTH,
             reader.location.write_bytes_atomic(name, payload)
             entry["shards"].append({"name": name, "clips": builder.clips, "frames": builder.frames,
                                     "bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest(),
-                                    "episodes": builder.episodes})
+                                    "episodes": builder.episodes, "latents": latents_checkpoint})
 
         for done, episode in enumerate(episodes, start=1):
             builder = builder or _ShardBuilder(Path(scratch))
