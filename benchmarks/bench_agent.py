@@ -7,8 +7,8 @@ Stages (each runs the real CLI; the exact command lines and wall times are appen
 WORK/commands.jsonl and summarised in benchmarks/results/agent.md by the ``report`` stage):
 
   data       collect random and noisy-scripted breakout episodes into WORK/raw/{random,scripted}, ingest WORK/raw
-  tokenizer  dreamer-train tokenizer (tiny)            tokenize   dreamer-data tokenize
-  phase1     dreamer-train phase1 (tiny)               phase2     dreamer-train phase2 (BC + reward heads)
+  tokenizer  dreamer-train tokenizer (preset micro)    tokenize   dreamer-data tokenize
+  phase1     dreamer-train phase1 (preset micro)       phase2     dreamer-train phase2 (BC + reward heads)
   phase3     dreamer-train phase3 (PMPO in imagination)
   eval       dreamer-train eval minatar for the behaviour policies, BC and Dreamer, same seeds
 
@@ -30,34 +30,11 @@ import torch
 GAME = "breakout"
 MAX_STEPS = 1000
 REPO = Path(__file__).resolve().parents[1]
-WORK_NAMES = ("tokenizer.yaml", "phase1.yaml", "phase2.yaml", "phase3.yaml", "raw", "store", "run_tokenizer", "run_phase1", "run_phase2",
-              "run_phase3", "eval")
+WORK_NAMES = ("raw", "store", "run_tokenizer", "run_phase1", "run_phase2", "run_phase3", "eval")
 RESOLUTION = "32x32"  # MinAtar's 10x10 grid drawn at 32x32: every cell 3-4 pixels, nothing lost
-# A micro tokenizer (the CPU here is 2 cores shared by several jobs): 16 patches of 8x8, 8 latents x 16 dims.
-MICRO = {"dim": 64, "depth": 2, "heads": 2, "kv_heads": 1, "head_dim": 32, "registers": 2, "time_every": 2}
-TOKENIZER_CONFIG = {
-    "tokenizer": {"height": 32, "width": 32, "patch": 8, "latent_tokens": 8, "latent_dim": 16, "context": 4,
-                  "mask_max": 0.0, "encoder": MICRO, "decoder": MICRO},
-    "train": {"batch": 16, "lr": 2e-3, "warmup": 50, "eval_every": 500, "checkpoint_every": 500},
-}
+PRESET = "micro"  # every stage's sizes (dreamer_model/presets.py): MinAtar at 32x32, 8 latents x 16 dims per frame
 # One intra-op thread: on 2 shared cores, torch's default 2 threads made a tokenizer step 10x slower.
 THREADS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-# The world model and agent at the same micro scale: context 8 (half the random-policy episodes are 7 frames
-# long, and 16-frame windows would leave almost only scripted play), 8 latent tokens per frame.
-PHASE1_CONFIG = {
-    "dynamics": {"context": 8, "transformer": {"dim": 96, "depth": 4, "heads": 3, "kv_heads": 1, "head_dim": 32,
-                                               "registers": 2, "time_every": 2}},
-    "train": {"batch": 16, "lr": 1e-3, "warmup": 100, "eval_every": 500, "checkpoint_every": 500},
-}
-PHASE2_CONFIG = {
-    "agent": {"head_hidden": 128},
-    "train": {"batch": 16, "lr": 3e-4, "warmup": 50, "eval_every": 250, "checkpoint_every": 250},
-}
-PHASE3_CONFIG = {
-    "agent": {"context": 8, "horizon": 16},
-    "train": {"batch": 16, "lr": 1e-4, "eval_every": 100, "checkpoint_every": 100, "eval_windows": 32},
-    "value_lr": 3e-4, "value_warmup": 50,
-}
 EVAL_SEED = 0
 STAGES = ("data", "tokenizer", "tokenize", "phase1", "phase2", "phase3", "eval", "report")
 
@@ -105,30 +82,24 @@ class Bench:
 
     def tokenizer(self) -> None:
         resume = ("--resume",) if (self.work / "run_tokenizer" / "checkpoints").is_dir() else ()
-        if not resume:
-            write_config(self.work / "tokenizer.yaml", TOKENIZER_CONFIG)
         self.run("tokenizer", "dreamer-train", "tokenizer", "--data", "store", "--out", "run_tokenizer",
-                 "--preset", "tiny", "--config", "tokenizer.yaml", "--steps", str(self.args.tokenizer_steps),
+                 "--preset", PRESET, "--steps", str(self.args.tokenizer_steps),
                  "--device", "cpu", "--lpips-weight", "0", *resume)
 
     def tokenize(self) -> None:
         self.run("tokenize", "dreamer-data", "tokenize", "store", "--ckpt", "run_tokenizer")
 
     def phase1(self) -> None:
-        write_config(self.work / "phase1.yaml", PHASE1_CONFIG)
-        self.run("phase1", "dreamer-train", "phase1", "--data", "store", "--out", "run_phase1", "--config",
-                 "phase1.yaml", "--steps", str(self.args.phase1_steps), "--device", "cpu")
+        self.run("phase1", "dreamer-train", "phase1", "--data", "store", "--out", "run_phase1", "--preset", PRESET,
+                 "--steps", str(self.args.phase1_steps), "--device", "cpu")
 
     def phase2(self) -> None:
-        write_config(self.work / "phase2.yaml", PHASE2_CONFIG)
         self.run("phase2", "dreamer-train", "phase2", "--data", "store", "--wm", "run_phase1", "--task", "reward",
-                 "--out", "run_phase2", "--config", "phase2.yaml", "--steps", str(self.args.phase2_steps),
-                 "--device", "cpu")
+                 "--out", "run_phase2", "--preset", PRESET, "--steps", str(self.args.phase2_steps), "--device", "cpu")
 
     def phase3(self) -> None:
-        write_config(self.work / "phase3.yaml", PHASE3_CONFIG)
         self.run("phase3", "dreamer-train", "phase3", "--data", "store", "--agent", "run_phase2", "--out",
-                 "run_phase3", "--config", "phase3.yaml", "--steps", str(self.args.phase3_steps), "--device", "cpu")
+                 "run_phase3", "--preset", PRESET, "--steps", str(self.args.phase3_steps), "--device", "cpu")
 
     def eval(self) -> None:
         common = ("--episodes", str(self.args.episodes), "--seed", str(EVAL_SEED), "--max-steps", str(MAX_STEPS),
@@ -168,12 +139,6 @@ def write_report(work: Path, out: Path) -> None:
     (work / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"(summary in {work / 'summary.md'}; {out} is written by hand from it)")
-
-
-def write_config(path: Path, config: dict) -> None:
-    import yaml
-
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def main() -> None:

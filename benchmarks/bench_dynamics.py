@@ -33,10 +33,11 @@ def markdown(header: list[str], rows: list[list]) -> str:
 # ---------------------------------------------------------------------------------------------- speed
 
 def speed(args) -> None:
-    from dreamer_model.dynamics import DynamicsModel, Sampler, action_fields, phase1_preset
+    from dreamer_model.dynamics import DynamicsModel, Sampler, action_fields
+    from dreamer_model.presets import preset
 
     torch.set_num_threads(args.threads)
-    run = phase1_preset(args.preset)
+    run = preset("phase1", args.preset)
     cfg = replace(run.dynamics, latent_tokens=args.latent_tokens, latent_dim=args.latent_dim,
                   transformer=replace(run.dynamics.transformer, time_window=args.window))  # None: all the context
     fields = action_fields({"discrete": {"kind": "categorical", "size": 17}})

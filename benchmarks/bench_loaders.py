@@ -217,12 +217,12 @@ def stream_epoch_rate(dataset: StreamDataset, workers: int, batch: int = 32) -> 
 def tiny_tokenizer_frames_per_s(steps: int = 6) -> tuple[float, str] | None:
     """Frames per CPU-second one tiny-preset tokenizer step consumes (forward, MSE, backward, AdamW)."""
     try:
-        from dreamer_model.configs import tokenizer_preset
+        from dreamer_model.presets import preset
         from dreamer_model.tokenizer.model import Tokenizer
     except ImportError as error:
         print(f"tiny tokenizer step not measured: {error}")
         return None
-    run = tokenizer_preset("tiny")
+    run = preset("tokenizer", "tiny")
     cfg = run.tokenizer
     model = Tokenizer(cfg)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)

@@ -62,8 +62,9 @@ def train(store: str, out: Path, overrides: list[str], steps: int, seed: int) ->
     out.mkdir(parents=True)
     (out / "base.yaml").write_text(yaml.safe_dump(config))
     began = time.process_time()
-    trainer = TokenizerTrainer(TokenizerTrainOptions(data=store, out=str(out / "run"), config=str(out / "base.yaml"),
-                                                     sets=overrides, steps=steps, seed=seed, device="cpu"))
+    trainer = TokenizerTrainer(TokenizerTrainOptions(data=store, out=str(out / "run"), preset="quickstart",
+                                                     config=str(out / "base.yaml"), sets=overrides, steps=steps,
+                                                     seed=seed, device="cpu"))
     try:
         trainer.fit()
     finally:

@@ -119,14 +119,14 @@ def main() -> None:
 
     from dreamer_data.tokenize import tokenize_store
     from dreamer_data.store.reader import StoreReader
-    from dreamer_model.configs import tokenizer_preset
+    from dreamer_model.presets import preset as stage_preset
     from dreamer_model.tokenizer import Tokenizer
     from dreamer_model.tokenizer.frame_encoder import TokenizerFrameEncoder
     from dreamer_model.checkpoint import load_checkpoint
     from dreamer_model.train.logging import read_metrics
     from dreamer_model.train.trainer import split_episodes
 
-    preset = tokenizer_preset("tiny")
+    preset = stage_preset("tokenizer", "tiny")
     reader = StoreReader(args.store)
     ids = [e["id"] for e in reader.episodes]
     train_ids, heldout = split_episodes(ids, preset.train.heldout_episodes, args.store)

@@ -28,7 +28,8 @@ def options(version: bool = VERSION) -> None:
 # The core flags every trainer shares.
 DATA = typer.Option(..., "--data", help="Store to train from (local dir or fsspec URL).")
 OUT = typer.Option(..., "--out", help="Run directory: checkpoints/, samples/, tb/, metrics.jsonl.")
-PRESET = typer.Option("tiny", "--preset", help="Size preset: tiny, small, base, paper.")
+PRESET = typer.Option("tiny", "--preset", help="Size preset: tiny, small, base, paper, micro, quickstart "
+                                             "(dreamer-train presets).")
 STEPS = typer.Option(None, "--steps", min=0, help="Total optimisation steps to reach (default: the preset's).")
 CONFIG = typer.Option(None, "--config", help="YAML file of config overrides (sections tokenizer:, train:).")
 SET = typer.Option(None, "--set", help="One override KEY=VALUE, e.g. train.batch=16 (repeatable).")
@@ -113,6 +114,19 @@ from .train_agent import register as register_agent_commands  # noqa: E402  phas
 register_agent_commands(app)
 from .quickstart import register as register_quickstart  # noqa: E402  quickstart (issue 9)
 register_quickstart(app)
+
+
+@app.command("presets")
+def presets_command(as_json: bool = typer.Option(False, "--json", help="Print {preset: {stage: parameters}} as JSON.")
+                    ) -> None:
+    """Every preset's parameter count per stage: all weights of the tokenizer, the world model and the phase-2
+    agent, the policy and value heads phase 3 trains."""
+    import json
+
+    from dreamer_model.presets import PRESETS, counts_table, parameter_counts
+
+    counts = {name: parameter_counts(name) for name in PRESETS}
+    typer.echo(json.dumps(counts) if as_json else counts_table(counts))
 
 
 @app.command("plan")

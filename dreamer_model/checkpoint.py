@@ -38,11 +38,10 @@ import torch
 from dreamer_data.store.manifest import load_manifest
 
 from .agent.model import Agent
-from .configs import tokenizer_run_from_dict
 from .dynamics.actions import fields_from_dicts
-from .dynamics.config import phase1_run_from_dict
 from .dynamics.model import DynamicsModel
 from .errors import ModelError
+from .presets import run_from_dict
 from .tokenizer import Tokenizer
 
 CHECKPOINT_DIR = "checkpoints"
@@ -140,7 +139,7 @@ def load_checkpoint(path: str | Path, kind: str, map_location: str | torch.devic
 
 def tokenizer_from_record(record: Mapping, source: str) -> Tokenizer:
     """A tokenizer (eval mode) from its config and weights: a tokenizer checkpoint, or the record in an agent's."""
-    run = tokenizer_run_from_dict(record["config"], source)
+    run = run_from_dict("tokenizer", record["config"], source)
     model = Tokenizer(run.tokenizer)
     model.load_state_dict(record["model"])
     return model.eval()
@@ -185,7 +184,7 @@ def load_store_tokenizer(store: str, override: str | None = None, device: str | 
 def load_world_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[DynamicsModel, dict]:
     """A trained dynamics model (eval mode) and its checkpoint state, from a run directory or file."""
     state = load_checkpoint(path, WORLD_MODEL)
-    run = phase1_run_from_dict(state["config"], state["path"])
+    run = run_from_dict("phase1", state["config"], state["path"])
     model = DynamicsModel(run.dynamics, fields_from_dicts(state["action_fields"]))
     model.load_state_dict(state["model"])
     return model.to(device).eval(), state

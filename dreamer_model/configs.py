@@ -1,9 +1,6 @@
-"""Model and training sizes: dataclasses, named presets, YAML / ``--set`` overrides.
-
-Presets (``tiny`` trains on 2 CPU cores in minutes; ``small``; ``base`` for one GPU; ``paper`` at the
-paper's Minecraft geometry: 360×640 frames padded to 384×640 (``pad_multiple=128``), 16×16 patches =
-960 per frame, a bottleneck of 512 tokens × 16 dims). Widths/depths of ``paper`` are ours where the
-paper gives no number, and its tokenizer context (64 frames) is shorter than the dynamics' 192. The soft-cap choice per preset is explained in ``nn/attention.py``.
+"""Model and training sizes: the transformer, tokenizer and optimisation dataclasses, and the YAML / ``--set``
+override machinery every stage's config goes through (the named presets of every stage are ``presets.py``; the
+soft-cap choice per preset is explained in ``nn/attention.py``).
 
 Overrides are nested mappings (a YAML file, or ``--set tokenizer.encoder.depth=8``); unknown keys or
 values of the wrong type are a ``ModelError`` naming the source and the key.
@@ -109,44 +106,6 @@ class TokenizerRun:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def _tokenizer(height: int, width: int, patch: int, latents: int, latent_dim: int, context: int,
-               encoder: TransformerConfig, decoder: TransformerConfig, pad_multiple: int | None = None
-               ) -> TokenizerConfig:
-    return TokenizerConfig(height=height, width=width, patch=patch, pad_multiple=pad_multiple, latent_tokens=latents,
-                           latent_dim=latent_dim, context=context, encoder=encoder, decoder=decoder)
-
-
-TINY = TransformerConfig(dim=128, depth=4, heads=4, kv_heads=2, head_dim=32, registers=4)
-SMALL = TransformerConfig(dim=256, depth=8, heads=8, kv_heads=4, head_dim=32, registers=4)
-BASE = TransformerConfig(dim=512, depth=12, heads=8, kv_heads=4, head_dim=64, registers=8, soft_cap=None)
-PAPER = TransformerConfig(dim=1536, depth=16, heads=24, kv_heads=8, head_dim=64, registers=16, soft_cap=None)
-
-
-def tokenizer_preset(name: str) -> TokenizerRun:
-    """A named preset for ``dreamer-train tokenizer``."""
-    presets = {
-        # tiny trains on single frames: at the same 32 frames per step, 32 different scenes beat
-        # 8 windows × 4 consecutive frames on held-out Crafter (21.8 vs 20.6 dB PSNR after 1000 steps);
-        # the larger presets keep a temporal context.
-        "tiny": lambda: TokenizerRun("tiny", _tokenizer(64, 64, 8, 16, 32, 1, TINY, TINY),
-                                     TrainConfig(steps=5000, batch=32, lr=1e-3)),
-        "small": lambda: TokenizerRun("small", _tokenizer(64, 64, 8, 32, 32, 8, SMALL, SMALL),
-                                      TrainConfig(steps=20_000, batch=16, lr=6e-4)),
-        "base": lambda: TokenizerRun("base", _tokenizer(128, 128, 8, 64, 32, 16, BASE, BASE),
-                                     TrainConfig(steps=100_000, batch=32, lr=3e-4, workers=8, eval_every=1000,
-                                                 checkpoint_every=1000)),
-        "paper": lambda: TokenizerRun("paper", _tokenizer(360, 640, 16, 512, 16, 64, PAPER, PAPER, pad_multiple=128),
-                                      TrainConfig(steps=300_000, batch=64, lr=3e-4, warmup=2000, workers=16, eval_every=5000,
-                                                  checkpoint_every=2000)),
-    }
-    if name not in presets:
-        raise ModelError(f"unknown preset {name!r} (known: {', '.join(presets)})")
-    return presets[name]()
-
-
-PRESETS = ("tiny", "small", "base", "paper")
-
-
 # ---------------------------------------------------------------------------------------------- overrides
 
 def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
@@ -220,19 +179,6 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
-def resolve_tokenizer_run(preset: str, config_file: str | None = None, sets: list[str] | None = None) -> TokenizerRun:
-    """Preset → YAML file overrides → ``--set`` overrides, validated."""
-    run = tokenizer_preset(preset)
-    if config_file:
-        data = load_yaml(config_file)
-        data.pop("preset", None)
-        run = apply_overrides(run, data, str(config_file))
-    if sets:
-        run = apply_overrides(run, parse_set(sets), "--set")
-    validate_tokenizer(run.tokenizer, config_file or "--set")
-    return run
-
-
 def validate_tokenizer(cfg: TokenizerConfig, source: str) -> None:
     for name, t in (("encoder", cfg.encoder), ("decoder", cfg.decoder)):
         if t.heads % t.kv_heads:
@@ -251,7 +197,3 @@ def validate_tokenizer(cfg: TokenizerConfig, source: str) -> None:
 def to_dict(config: Any) -> dict:
     return asdict(config)
 
-
-def tokenizer_run_from_dict(data: Mapping[str, Any], source: str) -> TokenizerRun:
-    """Rebuild a ``TokenizerRun`` saved with ``to_dict`` (checkpoints)."""
-    return apply_overrides(TokenizerRun(), data, source)

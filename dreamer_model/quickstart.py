@@ -73,44 +73,19 @@ SHARES = {"tokenizer": 0.25, "phase1": 0.25, "phase2": 0.4, "phase3": 0.1}
 CAPS = {"tokenizer": 20_000, "phase1": 10_000, "phase2": 5_000, "phase3": 2_000}
 MIN_STAGE_SECONDS = 5.0
 
-MINATAR_SIZE = 20  # pixels per side of MinAtar frames: 2 per grid cell
+MINATAR_SIZE = 20  # pixels per side of MinAtar frames: 2 per grid cell (the quickstart preset's tokenizer)
 
-# Model sizes: the micro scale of benchmarks/bench_agent.py (trains on 2 CPU cores in minutes).
-MICRO = {"dim": 64, "depth": 2, "heads": 2, "kv_heads": 1, "head_dim": 32, "registers": 2, "time_every": 2}
+PRESET = "quickstart"  # every stage's sizes (presets.py: what each was measured against)
 
 
 def configs(env: str, cpu: bool) -> dict[str, dict]:
-    """The YAML overrides (on the ``tiny`` preset) each trainer gets; written to DIR/configs/."""
-    # MinAtar's 10x10 grid at 2 pixels per cell with 4-pixel patches: every patch is exactly 2x2 cells. Against
-    # 32x32 frames and 8-pixel patches (cells of 3 or 4 pixels straddling patches) in the same budget, an MLP
-    # reading the latents predicted the behaviour's actions at 0.88 vs 0.80 held-out accuracy and played
-    # breakout at mean return 4.6 vs 0.6 (benchmarks/probe_latents.py, benchmarks/results/agent.md).
-    # Crafter: its native 64x64, 8-pixel patches.
-    size, patch = (MINATAR_SIZE, 4) if env == "minatar" else (64, 8)
-    threads = {"threads": 1} if cpu else {}  # one intra-op thread: no OpenMP spin-waits on a small CPU
-    book = {"log_every": 5, "eval_every": 500, "checkpoint_every": 200, **threads}
-    return {
-        # One frame per window, 32 windows per step: in equal wall time this reached a higher held-out PSNR on
-        # breakout (23.4 dB after 150 s) than 4-frame windows (21.7 dB); time is the world model's job.
-        # Focal weighting (γ = 1) of the pixel loss and 16 latent tokens: at 4,000 steps (benchmarks/bench_objects.py)
-        # plain MSE drew breakout's ball in 12 % (8 tokens) / 41 % (16 tokens) of its unseen cells, 46 % in an
-        # earlier plain run; focal in 82 % / 98 % (29.6 / 34.9 dB); phase 1 packs the 16 two to a token, so the
-        # world model still sees 8 per frame.
-        "tokenizer": {"tokenizer": {"height": size, "width": size, "patch": patch, "latent_tokens": 16, "latent_dim": 16,
-                                    "context": 1, "mask_max": 0.0, "lpips_weight": 0.0, "focal_gamma": 1.0,
-                                    "encoder": MICRO, "decoder": MICRO},
-                      "train": {"batch": 32, "lr": 2e-3, "warmup": 50, **book, "eval_windows": 400}},  # ~400 ball cells
-        "phase1": {"dynamics": {"context": 8, "pack": 2, "transformer": {**MICRO, "dim": 96, "depth": 4, "heads": 3}},
-                   "train": {"batch": 16, "lr": 1e-3, "warmup": 100, **book}},
-        # Heads predict the next action only (mtp 0; the paper's eq. 9 uses L = 8): averaged over n = 0 … 8, the
-        # action the policy takes gets a ninth of the BC gradient. Same store, world model and 1,510 steps:
-        # greedy BC 5.36 ± 0.47 with mtp 0 vs 1.23 ± 0.12 with mtp 8, sampled 1.79 vs 0.88 (200 seeds).
-        "phase2": {"agent": {"head_hidden": 128, "mtp": 0},
-                   "train": {"batch": 16, "lr": 1e-3, "warmup": 50, **book}},
-        "phase3": {"agent": {"context": 8, "horizon": 16},
-                   "train": {"batch": 16, "lr": 3e-4, "eval_windows": 32, **book, "eval_every": 100},
-                   "value_lr": 3e-4, "value_warmup": 20},
-    }
+    """What each trainer gets on top of the ``quickstart`` preset; written to DIR/configs/. The preset draws
+    MinAtar's 10x10 grid at 2 pixels per cell with 4-pixel patches (every patch exactly 2x2 cells); Crafter keeps
+    its native 64x64 with 8-pixel patches. One intra-op thread on a CPU: no OpenMP spin-waits on a small one."""
+    out: dict[str, dict] = {stage: {"train": {"threads": 1}} if cpu else {} for stage in TRAINED}
+    if env == "crafter":
+        out["tokenizer"]["tokenizer"] = {"height": 64, "width": 64, "patch": 8}
+    return out
 
 
 @dataclass(frozen=True)
@@ -447,7 +422,7 @@ class Quickstart:
 
     def _trainer_options(self, stage: str, options_class, **extra):
         run = self.paths.runs[stage]
-        return options_class(out=str(run), preset="tiny", steps=CAPS[stage], config=self._config_file(stage),
+        return options_class(out=str(run), preset=PRESET, steps=CAPS[stage], config=self._config_file(stage),
                              resume=bool(list_checkpoints(run)), seed=self.options.seed, device=self.options.device,
                              **extra)
 

@@ -5,7 +5,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from dreamer_model.configs import PRESETS, TokenizerConfig, TransformerConfig, tokenizer_preset
+from dreamer_model.configs import TokenizerConfig, TransformerConfig
+from dreamer_model.presets import LADDER as PRESETS
+from dreamer_model.presets import preset
 from dreamer_model.errors import ModelError
 from dreamer_model.nn import BlockCausalTransformer
 from dreamer_model.tokenizer import Tokenizer
@@ -33,9 +35,9 @@ def frames(b=2, t=5, h=16, w=24, seed=0):
     return torch.randint(0, 256, (b, t, h, w, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("preset", PRESETS)
-def test_shapes_for_every_preset(preset):
-    cfg = tokenizer_preset(preset).tokenizer
+@pytest.mark.parametrize("name", PRESETS)
+def test_shapes_for_every_preset(name):
+    cfg = preset("tokenizer", name).tokenizer
     with torch.device("meta"):  # no memory, no compute: shapes only, even for the paper-scale preset
         model = Tokenizer(cfg)
         video = torch.zeros(1, 2, cfg.height, cfg.width, 3, dtype=torch.uint8)
@@ -50,7 +52,7 @@ def test_shapes_for_every_preset(preset):
 
 
 def test_paper_preset_geometry():
-    cfg = tokenizer_preset("paper").tokenizer
+    cfg = preset("tokenizer", "paper").tokenizer
     with torch.device("meta"):
         model = Tokenizer(cfg)
     assert (model.grid.padded_height, model.grid.padded_width, model.grid.num_patches) == (384, 640, 960)
@@ -142,8 +144,8 @@ def test_overfits_a_few_frames(single_thread):
 
 
 def test_transformer_shapes_for_every_preset():
-    for preset in PRESETS:
-        cfg = tokenizer_preset(preset).tokenizer
+    for name in PRESETS:
+        cfg = preset("tokenizer", name).tokenizer
         with torch.device("meta"):
             model = Tokenizer(cfg)
         assert isinstance(model.encoder, BlockCausalTransformer)

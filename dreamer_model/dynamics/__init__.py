@@ -6,11 +6,10 @@ action token) · model (the token layout and the transformer: x-prediction) · s
 """
 
 from .actions import ActionEmbedding, ActionField, action_fields, shift_actions
-from .config import DynamicsConfig, Phase1Run, phase1_preset, resolve_phase1_run
+from .config import DynamicsConfig, Phase1Run
 from .model import DynamicsModel, DynamicsOutput, dynamics_layout
 from .sampler import Sampler
 from .shortcut import ShortcutForcingLoss
 
 __all__ = ["ActionEmbedding", "ActionField", "DynamicsConfig", "DynamicsModel", "DynamicsOutput", "Phase1Run",
-           "Sampler", "ShortcutForcingLoss", "action_fields", "dynamics_layout", "phase1_preset",
-           "resolve_phase1_run", "shift_actions"]
+           "Sampler", "ShortcutForcingLoss", "action_fields", "dynamics_layout", "shift_actions"]

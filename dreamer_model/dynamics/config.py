@@ -1,17 +1,15 @@
-"""Sizes of the dynamics model and its phase-1 run: a dataclass, named presets, YAML / ``--set`` overrides.
+"""Sizes of the dynamics model and its phase-1 run (the named presets are ``presets.py``).
 
-The override machinery, ``TransformerConfig``, ``TrainConfig`` and the transformer sizes come from
-``dreamer_model.configs`` (shared with the tokenizer); only what is specific to the world model lives
-here. ``latent_tokens`` / ``latent_dim`` describe the store's cached latents (``data/latents``,
-(N, S_z, D_z)); the trainer takes them from the store and refuses a config that says otherwise.
+``TransformerConfig`` and ``TrainConfig`` come from ``dreamer_model.configs`` (shared with the tokenizer); only
+what is specific to the world model lives here. ``latent_tokens`` / ``latent_dim`` describe the store's cached
+latents ((N, S_z, D_z)); the trainer takes them from the store and refuses a config that says otherwise.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from dataclasses import dataclass, field
 
-from ..configs import BASE, PAPER, SMALL, TINY, TrainConfig, TransformerConfig, apply_overrides, load_yaml, parse_set
+from ..configs import TrainConfig, TransformerConfig
 from ..errors import ModelError
 
 OBJECTIVES = ("shortcut", "flow")
@@ -58,54 +56,6 @@ class Phase1Run:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def _dynamics(context: int, transformer: TransformerConfig, **kw: Any) -> DynamicsConfig:
-    return DynamicsConfig(context=context, transformer=replace(transformer, time_window=context),
-                          action_to_latents=True, **kw)
-
-
-def phase1_preset(name: str) -> Phase1Run:
-    """A named preset for ``dreamer-train phase1`` (latent shape is filled in from the store)."""
-    presets = {
-        # tiny: time every 2nd layer: with 4 layers "every 4th" would put the only temporal layer last,
-        # so nothing could mix what it reads from the past with the frame's other tokens
-        "tiny": lambda: Phase1Run("tiny", _dynamics(16, replace(TINY, time_every=2)),
-                                  TrainConfig(steps=3000, batch=8, lr=1e-3, warmup=100, eval_every=250,
-                                              checkpoint_every=250, eval_windows=16)),
-        "small": lambda: Phase1Run("small", _dynamics(32, SMALL),
-                                   TrainConfig(steps=20_000, batch=16, lr=6e-4, eval_windows=32)),
-        "base": lambda: Phase1Run("base", _dynamics(64, BASE),
-                                  TrainConfig(steps=100_000, batch=32, lr=3e-4, workers=8, eval_every=1000,
-                                              checkpoint_every=1000)),
-        "paper": lambda: Phase1Run("paper", _dynamics(192, PAPER, latent_tokens=512, latent_dim=16, pack=2),
-                                   TrainConfig(steps=300_000, batch=32, lr=3e-4, warmup=2000, workers=16,
-                                               eval_every=5000, checkpoint_every=2000)),
-    }
-    if name not in presets:
-        raise ModelError(f"unknown preset {name!r} (known: {', '.join(presets)})")
-    return presets[name]()
-
-
-def resolve_phase1_run(preset: str, config_file: str | None = None, sets: list[str] | None = None) -> Phase1Run:
-    """Preset → YAML file overrides → ``--set`` overrides, validated.
-
-    ``dynamics.context`` also sets the transformer's temporal window unless that is given explicitly."""
-    run = phase1_preset(preset)
-    for source, data in ((config_file, load_yaml(config_file) if config_file else None),
-                         ("--set", parse_set(sets) if sets else None)):
-        if not data:
-            continue
-        data = dict(data)
-        data.pop("preset", None)
-        dynamics = data.get("dynamics") if isinstance(data.get("dynamics"), Mapping) else {}
-        transformer = dynamics.get("transformer") if isinstance(dynamics.get("transformer"), Mapping) else {}
-        window_given = "time_window" in transformer
-        run = apply_overrides(run, data, str(source))
-        if not window_given:
-            run.dynamics.transformer = replace(run.dynamics.transformer, time_window=run.dynamics.context)
-    validate_dynamics(run.dynamics, config_file or "--set")
-    return run
-
-
 def validate_dynamics(cfg: DynamicsConfig, source: str) -> None:
     t = cfg.transformer
     if t.heads % t.kv_heads:
@@ -134,7 +84,3 @@ def validate_dynamics(cfg: DynamicsConfig, source: str) -> None:
     if cfg.agent_tokens < 0:
         raise ModelError(f"{source}: dynamics.agent_tokens must be ≥ 0, got {cfg.agent_tokens}")
 
-
-def phase1_run_from_dict(data: Mapping[str, Any], source: str) -> Phase1Run:
-    """Rebuild a ``Phase1Run`` saved with ``dataclasses.asdict`` (checkpoints)."""
-    return apply_overrides(Phase1Run(), data, source)

@@ -23,8 +23,9 @@ from dreamer_data.store.fields import LATENTS
 from ..checkpoint import WORLD_MODEL, model_hash
 from ..dynamics import DynamicsModel, Sampler, ShortcutForcingLoss, shift_actions
 from ..dynamics.actions import fields_from_dicts, fields_to_dicts
-from ..dynamics.config import OBJECTIVES, Phase1Run, phase1_run_from_dict, resolve_phase1_run, validate_dynamics
+from ..dynamics.config import OBJECTIVES, Phase1Run, validate_dynamics
 from ..errors import ModelError
+from ..presets import resolve_run, run_from_dict
 from ..stores import latents_entry, read_manifest, store_action_fields, world_model_fields
 from .trainer import Trainer, TrainOptions, parameter_groups, step_generator
 
@@ -52,9 +53,9 @@ class Phase1Trainer(Trainer):
             if [f.name for f in self.fields] != [f.name for f in self.store_fields]:
                 raise ModelError(f"{store}: actions {[f.name for f in self.store_fields]} differ from the run's "
                                  f"{[f.name for f in self.fields]} ({state['path']})")
-            return phase1_run_from_dict(state["config"], state["path"])
+            return run_from_dict("phase1", state["config"], state["path"])
         self.fields = self.store_fields
-        run = resolve_phase1_run(self.options.preset, self.options.config, self.options.sets)
+        run = resolve_run("phase1", self.options.preset, self.options.config, self.options.sets)
         if self.options.objective is not None:
             if self.options.objective not in OBJECTIVES:
                 raise ModelError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.options.objective!r}")

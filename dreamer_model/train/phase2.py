@@ -16,13 +16,13 @@ from dreamer_data.store.fields import HAS_ACTION, IS_TERMINAL, LATENTS, REWARDS
 
 from ..agent.actions import ActionSpace
 from ..agent.behaviour_cloning import BehaviourCloning
-from ..agent.config import Phase2Run, validate_agent
+from ..agent.config import Phase2Run
 from ..agent.model import Agent
 from ..agent.tasks import parse_tasks
 from ..checkpoint import AGENT, load_world_model, model_hash, tokenizer_record
-from ..configs import apply_overrides, load_yaml, parse_set
 from ..dynamics import ShortcutForcingLoss
 from ..errors import ModelError
+from ..presets import resolve_run, run_from_dict
 from ..stores import env_settings, latents_entry, read_manifest
 from .trainer import Trainer, TrainOptions, parameter_groups, step_generator
 
@@ -32,20 +32,6 @@ class Phase2TrainOptions(TrainOptions):
     wm: str  # the phase-1 run to start from
     tasks: list[str] = field(default_factory=list)
     freeze_wm: bool = False
-
-
-def resolve_phase2_run(preset: str, config_file: str | None, sets: list[str] | None) -> Phase2Run:
-    if preset not in ("tiny", "small", "base", "paper"):
-        raise ModelError(f"unknown preset {preset!r} (known: tiny, small, base, paper)")
-    run = Phase2Run(preset=preset)
-    if config_file:
-        data = load_yaml(config_file)
-        data.pop("preset", None)
-        run = apply_overrides(run, data, str(config_file))
-    if sets:
-        run = apply_overrides(run, parse_set(sets), "--set")
-    validate_agent(run.agent, config_file or "--set")
-    return run
 
 
 class Phase2Trainer(Trainer):
@@ -60,8 +46,8 @@ class Phase2Trainer(Trainer):
 
     def configure(self) -> Phase2Run:
         if self.resume_state is not None:
-            return apply_overrides(Phase2Run(), self.resume_state["config"], self.resume_state["path"])
-        run = resolve_phase2_run(self.options.preset, self.options.config, self.options.sets)
+            return run_from_dict("phase2", self.resume_state["config"], self.resume_state["path"])
+        run = resolve_run("phase2", self.options.preset, self.options.config, self.options.sets)
         if self.options.freeze_wm:
             run.freeze_world_model = True
         return run

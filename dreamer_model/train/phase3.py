@@ -20,43 +20,20 @@ import torch
 from dreamer_data import WindowDataset
 from dreamer_data.store.fields import HAS_ACTION, LATENTS
 
-from ..agent.config import AgentConfig, Phase3Run, validate_agent
+from ..agent.config import Phase3Run
 from ..agent.imagination import Imagination
 from ..agent.model import Agent
 from ..agent.tasks import parse_tasks
 from ..agent.twohot import SymlogBins
 from ..checkpoint import AGENT, load_checkpoint, model_hash
-from ..configs import apply_overrides, load_yaml, parse_set
 from ..errors import ModelError
+from ..presets import resolve_run, run_from_dict
 from ..stores import latents_entry, read_manifest
 from .trainer import Trainer, TrainOptions, step_generator
-
-# Agent fields that shape the networks or what the policy reads: phase 3 may not change them.
-STRUCTURE = ("agent_tokens", "head_hidden", "head_layers", "mtp", "bins", "bins_low", "bins_high",
-             "policy_sees_actions")
-
 
 @dataclass(kw_only=True)
 class Phase3TrainOptions(TrainOptions):
     agent: str  # the phase-2 run to start from
-
-
-def resolve_phase3_run(base: AgentConfig, preset: str, config_file: str | None, sets: list[str] | None) -> Phase3Run:
-    run = Phase3Run(preset=preset, agent=AgentConfig(**asdict(base)))
-    for source, data in ((config_file, load_yaml(config_file) if config_file else None),
-                         ("--set", parse_set(sets) if sets else None)):
-        if data:
-            data = dict(data)
-            data.pop("preset", None)
-            run = apply_overrides(run, data, str(source))
-    changed = [name for name in STRUCTURE if getattr(run.agent, name) != getattr(base, name)]
-    if changed:
-        raise ModelError(f"{config_file or '--set'}: phase 3 cannot change the heads' shape "
-                         f"({', '.join('agent.' + n for n in changed)}); they come from phase 2")
-    validate_agent(run.agent, config_file or "--set")
-    if run.value_warmup < 0:
-        raise ModelError(f"{config_file or '--set'}: value_warmup must be >= 0")
-    return run
 
 
 class Phase3Trainer(Trainer):
@@ -81,8 +58,8 @@ class Phase3Trainer(Trainer):
         self.base = base
         self.agent = Agent.from_description(base["agent"], base["path"])
         if state is not None:
-            return apply_overrides(Phase3Run(), state["config"], state["path"])
-        return resolve_phase3_run(self.agent.cfg, self.options.preset, self.options.config, self.options.sets)
+            return run_from_dict("phase3", state["config"], state["path"])
+        return resolve_run("phase3", self.options.preset, self.options.config, self.options.sets, self.agent.cfg)
 
     def build(self) -> None:
         agent, cfg = self.agent, self.run.agent

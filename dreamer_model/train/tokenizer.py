@@ -19,9 +19,10 @@ from dreamer_data.store.fields import FRAMES
 from dreamer_data.store.manifest import load_manifest
 
 from ..checkpoint import TOKENIZER, model_hash
-from ..configs import TokenizerRun, resolve_tokenizer_run, tokenizer_run_from_dict
+from ..configs import TokenizerRun
 from ..errors import ModelError
 from ..eval.objects import GRID_FIELD, CellCounts
+from ..presets import resolve_run, run_from_dict
 from ..tokenizer import Tokenizer
 from ..tokenizer.loss import TokenizerLoss, psnr
 from .images import save_grid, to_uint8
@@ -40,8 +41,8 @@ class TokenizerTrainer(Trainer):
 
     def configure(self) -> TokenizerRun:
         if self.resume_state is not None:
-            return tokenizer_run_from_dict(self.resume_state["config"], self.resume_state["path"])
-        run = resolve_tokenizer_run(self.options.preset, self.options.config, self.options.sets)
+            return run_from_dict("tokenizer", self.resume_state["config"], self.resume_state["path"])
+        run = resolve_run("tokenizer", self.options.preset, self.options.config, self.options.sets)
         if self.options.lpips_weight is not None:
             if self.options.lpips_weight < 0:
                 raise ModelError(f"--lpips-weight must be >= 0, got {self.options.lpips_weight}")
