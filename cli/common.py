@@ -75,3 +75,18 @@ def print_version(show: bool) -> None:
 
 
 VERSION = typer.Option(False, "--version", callback=print_version, is_eager=True, help="Print the version and exit.")
+
+
+# The flags every trainer (dreamer-train tokenizer, phase1, phase2, phase3) shares, defined once.
+DATA = typer.Option(..., "--data", help="Store to train from (local dir or fsspec URL); phases 1-3 need its latents.")
+OUT = typer.Option(..., "--out", help="Run directory: checkpoints/, tb/, metrics.jsonl, config.yaml (samples/).")
+PRESET = typer.Option("tiny", "--preset", help="Size preset: tiny, small, base, paper, micro, quickstart "
+                                               "(dreamer-train presets lists their sizes).")
+STEPS = typer.Option(None, "--steps", min=0, help="Total optimisation steps to reach (default: the preset's).")
+CONFIG = typer.Option(None, "--config", help="YAML file of config overrides (sections tokenizer:, dynamics:, "
+                                             "agent:, train:).")
+SET = typer.Option(None, "--set", help="One override KEY=VALUE, e.g. train.batch=16 (repeatable).")
+RESUME = typer.Option(False, "--resume", help="Continue the run in --out from its newest checkpoint (bit-exact).")
+SEED = typer.Option(0, "--seed", min=0, help="Seed of the data order, the random draws and the initial weights.")
+DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (torchrun: each rank its own GPU).")
+DEBUG = typer.Option(False, "--debug", help="Show tracebacks.")

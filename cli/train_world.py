@@ -1,93 +1,13 @@
-"""``dreamer-train phase1`` and ``dreamer-train rollout``: the world model's commands (thin: flags,
-progress, one-line errors; the work is in ``dreamer_model.train.phase1`` and ``dreamer_model.rollout``)."""
+"""``dreamer-train rollout``: decode an open-loop world-model rollout (thin: flags and one-line errors; the work
+is in ``dreamer_model.rollout``)."""
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Optional
 
 import typer
 
-from .common import EXIT_INTERRUPTED, progress_bar, report_errors, stderr
-
-# The core flags every trainer shares (same words as the tokenizer's, see cli/train.py).
-DATA = typer.Option(..., "--data", help="Store to train from (local dir or fsspec URL); it must hold latents.")
-OUT = typer.Option(..., "--out", help="Run directory: checkpoints/, tb/, metrics.jsonl, config.yaml.")
-PRESET = typer.Option("tiny", "--preset", help="Size preset: tiny, small, base, paper.")
-STEPS = typer.Option(None, "--steps", min=0, help="Total optimisation steps to reach (default: the preset's).")
-CONFIG = typer.Option(None, "--config", help="YAML file of config overrides (sections dynamics:, train:).")
-SET = typer.Option(None, "--set", help="One override KEY=VALUE, e.g. dynamics.k_max=32 (repeatable).")
-RESUME = typer.Option(False, "--resume", help="Continue the run in --out from its newest checkpoint (bit-exact).")
-SEED = typer.Option(0, "--seed", min=0, help="Seed of the data order, the noise and the initial weights.")
-DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (torchrun: each rank its own GPU).")
-DEBUG = typer.Option(False, "--debug", help="Show tracebacks.")
-
-
-def _is_main_process() -> bool:
-    return os.environ.get("RANK", "0") == "0"
-
-
-class Phase1Progress:
-    """Rich progress for the phase-1 trainer's events (main process only)."""
-
-    def __init__(self):
-        self.bar = progress_bar()
-        self.task = None
-
-    def __enter__(self) -> "Phase1Progress":
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.bar.__exit__(*exc)
-
-    def __call__(self, event: str, info: dict) -> None:
-        if event == "start":
-            stderr.print(f"training {info['preset']} world model ({info['objective']}, "
-                         f"{info['parameters'] / 1e6:.2f}M parameters) on {info['device']} × {info['world_size']}: "
-                         f"{info['train_windows']} training windows, {info['heldout_episodes']} held-out episode(s), "
-                         f"actions: {', '.join(info['actions']) or 'none'}", highlight=False, soft_wrap=True)
-            self.task = self.bar.add_task("phase1", total=info["steps"], completed=info["step"], detail="")
-        elif event == "step":
-            self.bar.update(self.task, completed=info["step"],
-                            detail=f"loss {info['loss']:.3f} · x-MSE {info['x_mse']:.4f} · "
-                                   f"{info['frames_per_s']:.0f} frames/s")
-        elif event == "eval":
-            horizon = max(int(k.rsplit("_", 1)[1]) for k in info if k.startswith("rollout_mse_"))
-            self.bar.console.print(
-                f"step {info['step']}: held-out rollout latent MSE {info['rollout_mse_1']:.4f} at 1 step, "
-                f"{info[f'rollout_mse_{horizon}']:.4f} at {horizon} (copy-last-frame: {info['copy_mse_1']:.4f}, "
-                f"{info[f'copy_mse_{horizon}']:.4f})", highlight=False, soft_wrap=True)
-
-
-def phase1_command(
-    data: str = DATA, out: str = OUT, preset: str = PRESET, steps: Optional[int] = STEPS,
-    config: Optional[str] = CONFIG, set_: Optional[list[str]] = SET, resume: bool = RESUME, seed: int = SEED,
-    device: str = DEVICE,
-    objective: Optional[str] = typer.Option(None, "--objective",
-                                            help="shortcut (paper eq. 7, default) or flow (the baseline: d_min only)."),
-    debug: bool = DEBUG,
-) -> None:
-    """Train the shortcut-forcing dynamics model on the store's cached latents (paper eqs. 4, 7, 8)."""
-    from dreamer_model.train.phase1 import Phase1TrainOptions, train_phase1
-
-    options = Phase1TrainOptions(data=data, out=out, preset=preset, steps=steps, config=config,
-                                 sets=list(set_ or []), resume=resume, seed=seed, device=device, objective=objective)
-    try:
-        if _is_main_process():
-            with Phase1Progress() as progress:
-                result = train_phase1(options, progress)
-        else:
-            result = train_phase1(options)
-    except KeyboardInterrupt:
-        if _is_main_process():
-            stderr.print(f"[yellow]dreamer-train phase1: interrupted[/]; checkpoint saved in {out}/checkpoints, "
-                         f"continue with --resume", highlight=False, soft_wrap=True)
-        sys.exit(EXIT_INTERRUPTED)
-    if _is_main_process():
-        held_out = f", held-out 1-step rollout latent MSE {result['rollout_mse_1']:.4f}" if "rollout_mse_1" in result else ""
-        stderr.print(f"{out}: world model at step {result['step']}{held_out}", highlight=False, soft_wrap=True)
+from .common import DEBUG, DEVICE, SEED, report_errors, stderr
 
 
 def rollout_command(
@@ -133,6 +53,5 @@ def rollout_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add phase1 and rollout to ``dreamer-train``."""
-    app.command("phase1")(report_errors("dreamer-train phase1")(phase1_command))
+    """Add rollout to ``dreamer-train``."""
     app.command("rollout")(report_errors("dreamer-train rollout")(rollout_command))
