@@ -1,4 +1,4 @@
-"""The agent benchmark (issue 7): behaviour policy vs BC (phase 2) vs Dreamer (phase 3) on MinAtar breakout.
+"""The agent benchmark: behaviour policy vs BC (phase 2) vs Dreamer (phase 3) on MinAtar breakout.
 
     python benchmarks/bench_agent.py --work /tmp/agent_bench all        # every stage, in order
     python benchmarks/bench_agent.py --work /tmp/agent_bench phase3     # one stage (earlier ones must exist)

@@ -1,4 +1,4 @@
-"""World-model benchmarks (issue 6): generation speed with / without the K/V cache, rollout quality on
+"""World-model benchmarks: generation speed with / without the K/V cache, rollout quality on
 held-out episodes (PSNR of decoded predictions at 1, 4, 16 steps ahead; K = 4 vs K = 64; the
 flow-matching baseline at K = 4), sample quality (PSNR rewards a blurred mean, so also: Fréchet distance
 between predicted and real latent tokens, the spread of the predictions across windows, and the sharpness

@@ -610,7 +610,3 @@ def write_comparison(rows: dict[str, dict], path: Path, where: str) -> None:
         plt.close(fig)
         Path(tmp).unlink(missing_ok=True)
 
-
-def run_quickstart(options: QuickstartOptions, emit: Emit | None = None) -> dict:
-    """Run (or resume) the quickstart in ``options.out``; returns the summary also written to summary.json."""
-    return Quickstart(options, emit).run()

@@ -72,10 +72,6 @@ class ActionSpace:
     def fields(self) -> list[str]:
         return [c.field for c in self.components]
 
-    def from_batch(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """{component: tensor} from a WindowDataset item / batch keyed by store field names."""
-        return {c.name: batch[c.field] for c in self.components}
-
     @property
     def is_single_categorical(self) -> bool:
         return len(self.components) == 1 and self.components[0].kind == "categorical"

@@ -1,7 +1,7 @@
 """The world model (paper §3.2, eqs. 1–4, 6–8): shortcut-forcing dynamics on cached tokenizer latents.
 
-config (sizes, presets) · actions (which action fields, the shift to "the action that led here", one
-action token) · model (the token layout and the transformer: x-prediction) · shortcut (sampling of
+config (sizes; the presets are ``presets.py``) · actions (the manifest's action spec, which action fields,
+the shift to "the action that led here", one action token) · model (the token layout and the transformer: x-prediction) · shortcut (sampling of
 (τ, d) and the loss, eq. by eq.) · sampler (K-step generation with a K/V cache: denoise, commit).
 """
 

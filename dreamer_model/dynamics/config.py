@@ -29,7 +29,7 @@ class DynamicsConfig:
     sample_steps: int = 4  # K denoising steps per generated frame (d = 1 / K)
     tau_ctx: float = 0.9  # signal level context frames are re-noised to at inference
     action_to_latents: bool = False  # also add the action embedding to every latent token (presets: on)
-    agent_tokens: int = 0  # hidden agent tokens per step (issue 7): read everything, read by nothing
+    agent_tokens: int = 0  # hidden agent tokens per step: read everything, read by nothing
     rms_decay: float = 0.99  # running-RMS loss normalisers
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
 

@@ -15,10 +15,10 @@ Each time step t holds the token layout
 * ``register``: learned registers (owned by the transformer);
 * ``latent``: the noised latents z̃_t = (1 − τ_t)·ε + τ_t·z_t of the store's S_z × D_z latents,
   regrouped ``pack`` tokens at a time (S = S_z / pack tokens of pack·D_z dims), linearly embedded;
-* ``agent`` (issue 7, only when ``agent_tokens`` > 0): a hidden group: it reads every token while no
+* ``agent`` (only when ``agent_tokens`` > 0): a hidden group: it reads every token while no
   token reads it, so the world model's predictions do not depend on it.
 
-Convention (the paper's and DESIGN.md's): τ = 1 is clean data, τ = 0 is pure noise. Every frame of
+Convention (the paper's): τ = 1 is clean data, τ = 0 is pure noise. Every frame of
 a window has its own (τ_t, d_t) (diffusion forcing). The block-causal transformer never lets step t
 read a later step, so predictions of past frames never depend on future frames or actions.
 
@@ -106,7 +106,7 @@ class DynamicsModel(nn.Module):
         return self.cfg.latent_tokens, self.cfg.latent_dim
 
     def with_agent_tokens(self, count: int) -> "DynamicsModel":
-        """A copy of this world model with ``count`` hidden agent tokens per step (issue 7), sharing no
+        """A copy of this world model with ``count`` hidden agent tokens per step, sharing no
         tensors with this one; the world model's weights are copied, the agent queries are new."""
         model = DynamicsModel(replace(self.cfg, agent_tokens=count), self.action_fields)
         missing, unexpected = model.load_state_dict(self.state_dict(), strict=False)

@@ -1,6 +1,6 @@
-"""Shortcut forcing (paper eqs. 1–4, 7–8), written so each line maps to DESIGN.md's statement.
+"""Shortcut forcing (paper eqs. 1–4, 7–8), written so each line maps to one statement of the equations.
 
-Convention: τ = 1 is clean data, τ = 0 is pure noise (the paper's; DESIGN.md's formulas divide by
+Convention: τ = 1 is clean data, τ = 0 is pure noise (the paper's; the formulas below divide by
 1 − τ, which vanishes at the clean end):
 
     z_τ = (1 − τ)·ε + τ·x,    ε ~ N(0, I)                                   (eq. 1, the straight path)

@@ -1,4 +1,4 @@
-"""Evaluation in the real environments (issue 7): the agent, or the behaviour policies that recorded the
+"""Evaluation in the real environments: the agent, or the behaviour policies that recorded the
 data, on the same seeded Crafter / MinAtar episodes.
 
 envs (seeds shared by every policy, frames as the store holds them) · policies (behaviour / agent,

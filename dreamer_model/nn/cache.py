@@ -2,7 +2,7 @@
 
 Spatial layers only mix tokens of one step, so only temporal layers keep state. For each of them the
 cache holds the rotated keys and values of the last committed steps, (B·S, H_kv, P, d). The API the
-samplers use (issue 6: denoise a new frame in K steps, then commit it):
+samplers use (denoise a new frame in K steps, then commit it):
 
     cache = transformer.init_cache()
     out = transformer(parts, cache=cache, update_cache=False)  # reads the past, leaves the cache as is

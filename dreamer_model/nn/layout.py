@@ -1,7 +1,7 @@
 """Token layout: what one time step holds and which tokens may read which. Every mask comes from here.
 
 A time step is a fixed sequence of token groups (S tokens in all), e.g. for the tokenizer's encoder
-``patch ×64 | latent ×16 | register ×4`` and for the dynamics model (issue 6/7)
+``patch ×64 | latent ×16 | register ×4`` and for the dynamics model
 ``action | shortcut | register ×4 | latent ×16 | agent``. Each group says which groups it reads:
 
 * ``reads=None``: every group that is not hidden (and itself);

@@ -1,1 +1,2 @@
-"""Trainers and what they share: checkpoints, run logging, distributed setup, sample images."""
+"""The trainers: one loop (trainer.py) that the tokenizer, phase 1, 2 and 3 subclass, run logging, distributed
+setup, sample images."""
