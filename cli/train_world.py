@@ -45,10 +45,12 @@ def rollout_command(
                  f" (tokenizer reconstruction {np.mean(report.psnr_tokenizer):.2f} dB)",
                  highlight=False, soft_wrap=True)
     if report.objects:
-        stderr.print("cell recall (tokenizer | imagined at " + ", ".join(map(str, report.objects["imagined"])) + "): " +
-                     "; ".join(f"{name} {rates['recall']:.2f} | " +
-                               " ".join(f"{ahead[name]['recall']:.2f}" for ahead in report.objects["imagined"].values())
-                               for name, rates in report.objects["tokenizer"].items()),
+        nan = {"recall": float("nan")}  # a class the imagined frame h steps ahead does not show
+        stderr.print("object recall (tokenizer | imagined at " + ", ".join(map(str, report.objects["imagined"])) +
+                     "): " + "; ".join(f"{name} {rates['recall']:.2f} | " +
+                                       " ".join(f"{ahead.get(name, nan)['recall']:.2f}"
+                                                for ahead in report.objects["imagined"].values())
+                                       for name, rates in report.objects["tokenizer"].items()),
                      highlight=False, soft_wrap=True)
 
 

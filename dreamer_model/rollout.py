@@ -26,13 +26,12 @@ import torch
 
 from dreamer_data import WindowDataset
 from dreamer_data.store.fields import FRAMES, LATENTS
-from dreamer_data.store.manifest import load_manifest
 
 from .dynamics import DynamicsModel, Sampler, shift_actions
 from .dynamics.actions import ActionField
 from .errors import ModelError
 from .stores import latents_entry, read_manifest, store_action_fields, world_model_fields
-from .eval.objects import GRID_FIELD, CellCounts
+from .eval.fidelity import ObjectScorer, object_scorer, truth_fields
 from .tokenizer import Tokenizer
 
 OUTPUTS = (".mp4", ".gif", ".npz")
@@ -49,7 +48,7 @@ class Episode:
     frames: torch.Tensor | None  # (1, T, H, W, C) uint8, when the store keeps pixels
     actions: dict[str, torch.Tensor] = field(default_factory=dict)  # raw rows {store field: (1, T, …)}
     rows: np.ndarray | None = None  # (T,) the store row of each frame
-    grids: np.ndarray | None = None  # (T, 10, 10, C) MinAtar's lossless grid, when the store keeps it
+    truth: dict[str, np.ndarray] = field(default_factory=dict)  # {field: (T, …)} object ground truth, if kept
 
 
 def read_episode(store: str, episode: str, length: int, start: int, fields: list[ActionField]) -> Episode:
@@ -62,7 +61,7 @@ def read_episode(store: str, episode: str, length: int, start: int, fields: list
         raise ModelError(f"{store}: actions {sorted(f.name for f in store_fields)} differ from the world model's "
                          f"{sorted(names)}")
     load = list(world_model_fields(fields, has_action))
-    load += [name for name in (FRAMES, GRID_FIELD) if name in manifest.get("fields", {})]
+    load += [FRAMES] * (FRAMES in manifest.get("fields", {})) + list(truth_fields(manifest))
     try:
         dataset = WindowDataset(store, length=length, load=load, episodes=[episode])
     except Exception as error:  # unknown episode id, or a window longer than the episode
@@ -73,9 +72,9 @@ def read_episode(store: str, episode: str, length: int, start: int, fields: list
     item = {key: value[None] for key, value in dataset[start].items()}
     action_in, has_action_in = shift_actions(item, fields)
     first_row = next(e["start"] for e in manifest["episodes"] if e["id"] == episode) + start
-    grids = item[GRID_FIELD][0].numpy() if GRID_FIELD in item else None
+    truth = {name: item[name][0].numpy() for name in truth_fields(manifest)}
     return Episode(item[LATENTS].float(), action_in, has_action_in, item.get(FRAMES),
-                   {f.store_field: item[f.store_field] for f in fields}, first_row + np.arange(length), grids)
+                   {f.store_field: item[f.store_field] for f in fields}, first_row + np.arange(length), truth)
 
 
 def random_actions(fields: list[ActionField], like: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -219,21 +218,23 @@ class RolloutReport:
     psnr: list[float]  # per predicted frame vs the real frames (or the decoded real latents)
     psnr_tokenizer: list[float]  # the tokenizer's own reconstruction of the same frames: the ceiling
     latent_mse: list[float]
-    # MinAtar: per-object cell recall/precision of the tokenizer panel (all frames) and of the imagined
-    # frames h steps ahead ({"tokenizer": {channel: rates}, "imagined": {h: {channel: rates}}}); else {}
+    # stores with ground truth (MinAtar cells, Crafter tiles): per-class recall/precision of the tokenizer
+    # panel (all frames) and of the imagined frames h steps ahead ({"tokenizer": {class: rates},
+    # "imagined": {h: {class: rates}}}); else {}
     objects: dict = field(default_factory=dict)
 
 
-def score_objects(observation: dict, grids: np.ndarray, recon: np.ndarray, imagined: np.ndarray,
+def score_objects(scorer: ObjectScorer, truth: dict[str, np.ndarray], recon: np.ndarray, imagined: np.ndarray,
                   context: int) -> dict:
-    """Cell recall/precision of the panels against the stored grid (T, 10, 10, C); frames (T, H, W, 3) uint8."""
-    tokenizer = CellCounts.for_observation(observation)
-    tokenizer.add(recon, grids)
+    """Per-class recall/precision of the panels (T, H, W, 3) uint8 against the stored truth {field: (T, …)}."""
+    tokenizer = scorer.fresh()
+    tokenizer.add(recon, truth)
     ahead = {}
-    for h in (h for h in HORIZONS if context + h <= len(grids)):
-        cells = CellCounts.for_observation(observation)
-        cells.add(imagined[context + h - 1:context + h], grids[context + h - 1:context + h])
-        ahead[h] = cells.rates()
+    for h in (h for h in HORIZONS if context + h <= len(recon)):
+        counts = scorer.fresh()
+        counts.add(imagined[context + h - 1:context + h], {name: rows[context + h - 1:context + h]
+                                                            for name, rows in truth.items()})
+        ahead[h] = counts.rates()
     return {"tokenizer": tokenizer.rates(), "imagined": ahead}
 
 
@@ -272,8 +273,10 @@ def rollout_video(model: DynamicsModel, tokenizer: Tokenizer, store: str, episod
             latent_mse = ((predicted - ep.latents[:, context:]) ** 2).mean(dim=(0, 2, 3))
             report = (psnr.tolist(), psnr_tok.tolist(), latent_mse.tolist())
     objects = {}
-    if ep.grids is not None and CellCounts.for_observation(observation := load_manifest(store)["observation"]):
-        objects = score_objects(observation, ep.grids, columns[1][1], panels["imagined"], context)
+    if ep.truth:  # Crafter's tile reader learns from the other episodes (all, if there are no others)
+        others = [e["id"] for e in read_manifest(store)["episodes"] if e["id"] != episode]
+        scorer = object_scorer(store, fit_episodes=others or None)
+        objects = score_objects(scorer, ep.truth, columns[1][1], panels["imagined"], context)
     if out.suffix.lower() == ".npz":
         path = write_arrays(out, {"real": columns[0][1], "tokenizer": columns[1][1], **panels,
                                   "rows": ep.rows.astype(np.int64), "context": np.array(context, dtype=np.int64)})

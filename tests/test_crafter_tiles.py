@@ -8,6 +8,8 @@ over with grass, an inventory count erased) must then lose exactly what was pain
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -101,17 +103,44 @@ def test_mismatched_inputs_are_refused(reader_and_test):
         TileReader.fit(test["frames"][:3], test["semantic"][:3], test["inventory"][:3], ["outside", "water"])
 
 
-def test_object_scorer_picks_the_stores_ground_truth(tmp_path, breakout_store, vpt_store):
-    """object_scorer: a Crafter store's tiles (reader fitted on the episodes named), MinAtar's grid, or None."""
+@pytest.fixture(scope="module")
+def crafter_store(tmp_path_factory) -> Path:
+    """Four noisy-scripted Crafter episodes (≤ 500 steps) collected and ingested by the CLI."""
     from conftest import run_cli
 
+    root = tmp_path_factory.mktemp("crafter-tiles")
+    assert run_cli("collect", "crafter", "--episodes", "4", "--out", root / "raw", "--seed", "0", "--policy",
+                   "noisy-scripted", "--max-steps", "500").returncode == 0
+    assert run_cli("ingest", "crafter", root / "raw", "--out", root / "store").returncode == 0
+    return root / "store"
+
+
+def test_tokenizer_training_scores_held_out_tiles_on_crafter(crafter_store, tmp_path):
+    """The tokenizer's held-out evaluation reports tile recall/precision and inventory readout on Crafter."""
+    import yaml
+
+    from dreamer_model.train.logging import read_metrics
+    from dreamer_model.train.tokenizer import TokenizerTrainOptions, train_tokenizer
+    from test_train_tokenizer import MINI_RUN
+
+    run = {"tokenizer": {**MINI_RUN["tokenizer"], "height": 64, "width": 64, "patch": 16},
+           "train": {**MINI_RUN["train"], "heldout_episodes": 1}}
+    config = tmp_path / "mini.yaml"
+    config.write_text(yaml.safe_dump(run))
+    train_tokenizer(TokenizerTrainOptions(data=str(crafter_store), out=str(tmp_path / "run"), config=str(config),
+                                          lpips_weight=0.0, device="cpu", seed=0, steps=2))
+    heldout = [m for m in read_metrics(tmp_path / "run") if m["split"] == "heldout"][-1]
+    for key in ("recall/player", "recall/grass", "inventory/health", "inventory/wood"):
+        assert 0.0 <= heldout[key] <= 1.0, (key, heldout)
+    assert "precision/grass" in heldout  # null (JSON for NaN) when the reconstructions draw no grass at all
+
+
+def test_object_scorer_picks_the_stores_ground_truth(crafter_store, breakout_store, vpt_store):
+    """object_scorer: a Crafter store's tiles (reader fitted on the episodes named), MinAtar's grid, or None."""
     from dreamer_data.store.reader import StoreReader
     from dreamer_model.eval.fidelity import GridScorer, TileScorer, object_scorer
 
-    raw, store = tmp_path / "raw", tmp_path / "store"
-    assert run_cli("collect", "crafter", "--episodes", "4", "--out", raw, "--seed", "0", "--policy", "noisy-scripted",
-                   "--max-steps", "500").returncode == 0
-    assert run_cli("ingest", "crafter", raw, "--out", store).returncode == 0
+    store = crafter_store
     reader = StoreReader(str(store))
     ids = [episode["id"] for episode in reader.episodes]
     scorer = object_scorer(reader, fit_episodes=ids[:3])

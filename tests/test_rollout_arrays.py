@@ -83,7 +83,7 @@ def test_cli_writes_npz_and_refuses_other_suffixes(world, tmp_path):
             "--context", "2", "--frames", "4", "--device", "cpu"]
     done = subprocess.run([*base, "--out", str(tmp_path / "r.npz")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "r.npz").is_file() and "cell recall" in done.stderr
+    assert (tmp_path / "r.npz").is_file() and "object recall" in done.stderr
     bad = subprocess.run([*base, "--out", str(tmp_path / "r.avi")], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "r.avi: output must end in .mp4, .gif or .npz" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1

@@ -30,6 +30,9 @@ class ObjectScorer(Protocol):
 
     def flat(self, prefix: str = "") -> dict[str, float]: ...
 
+    def fresh(self) -> "ObjectScorer":
+        """An empty scorer reading the truth the same way (no refit): one per evaluation."""
+
 
 class GridScorer:
     """MinAtar: ``CellCounts`` against ``obs_grid``."""
@@ -47,6 +50,9 @@ class GridScorer:
 
     def flat(self, prefix: str = "") -> dict[str, float]:
         return self.cells.flat(prefix)
+
+    def fresh(self) -> "GridScorer":
+        return GridScorer(CellCounts(self.cells.channels, self.cells.colours))
 
 
 class TileScorer:
@@ -66,6 +72,19 @@ class TileScorer:
     def flat(self, prefix: str = "") -> dict[str, float]:
         return self.counts.flat(prefix)
 
+    def fresh(self) -> "TileScorer":
+        return TileScorer(self.counts.reader)
+
+
+def truth_fields(manifest: dict) -> tuple[str, ...]:
+    """The store fields ``object_scorer`` would read the truth from (empty: the store holds none)."""
+    observation, fields = manifest.get("observation", {}), manifest.get("fields", {})
+    if CellCounts.for_observation(observation) is not None:
+        return GridScorer.truth_fields
+    if observation.get("semantic_classes") and all(name in fields for name in TileScorer.truth_fields):
+        return TileScorer.truth_fields
+    return ()
+
 
 def object_scorer(store: str | StoreReader, fit_episodes: Sequence[str] | None = None) -> ObjectScorer | None:
     """A fresh scorer for ``store``'s ground truth, or None when it holds none.
@@ -75,14 +94,13 @@ def object_scorer(store: str | StoreReader, fit_episodes: Sequence[str] | None =
     up to ``FIT_ROWS`` rows spread evenly over those episodes; the same store and episodes always give
     the same reader."""
     reader = store if isinstance(store, StoreReader) else StoreReader(store)
-    observation = reader.manifest.get("observation", {})
-    cells = CellCounts.for_observation(observation)
-    if cells is not None:
-        return GridScorer(cells)
-    classes = observation.get("semantic_classes")
-    if not classes or SEMANTIC_FIELD not in reader.fields or INVENTORY_FIELD not in reader.fields:
-        return None
-    return TileScorer(_fit_tiles(reader, list(classes), fit_episodes))
+    kind = truth_fields(reader.manifest)
+    if kind == GridScorer.truth_fields:
+        return GridScorer(CellCounts.for_observation(reader.manifest["observation"]))
+    if kind == TileScorer.truth_fields:
+        classes = list(reader.manifest["observation"]["semantic_classes"])
+        return TileScorer(_fit_tiles(reader, classes, fit_episodes))
+    return None
 
 
 def _fit_tiles(reader: StoreReader, classes: list[str], fit_episodes: Sequence[str] | None) -> TileReader:

@@ -21,7 +21,7 @@ from dreamer_data.store.manifest import load_manifest
 from ..checkpoint import TOKENIZER, model_hash
 from ..configs import TokenizerRun
 from ..errors import ModelError
-from ..eval.objects import GRID_FIELD, CellCounts
+from ..eval.fidelity import object_scorer, truth_fields
 from ..presets import resolve_run, run_from_dict
 from ..tokenizer import Tokenizer
 from ..tokenizer.loss import TokenizerLoss, psnr
@@ -58,9 +58,13 @@ class TokenizerTrainer(Trainer):
                              f"tokenizer config expects {cfg.height}x{cfg.width}x{cfg.channels}; set "
                              f"tokenizer.height/width (--set tokenizer.height={frame_shape[0]} "
                              f"--set tokenizer.width={frame_shape[1]}) or use a matching store")
-        self.observation = load_manifest(store).get("observation", {})
-        self.cells = CellCounts.for_observation(self.observation)
-        self.split_data(FRAMES, cfg.context, everything, [FRAMES, *[GRID_FIELD] * (self.cells is not None)])
+        # stores with ground truth (MinAtar's grid, Crafter's tile ids): held-out reconstructions are also
+        # scored object by object (eval/fidelity.py); Crafter's tile reader learns from training episodes only
+        truth = truth_fields(load_manifest(store))
+        self.split_data(FRAMES, cfg.context, everything, [FRAMES, *truth])
+        heldout = set(self.heldout_ids)
+        self.objects = (object_scorer(store, fit_episodes=[e for e in everything.episode_ids if e not in heldout])
+                        if truth else None)
         torch.manual_seed(self.seed)
         self.model = Tokenizer(cfg).to(self.device)
         self.loss_fn = TokenizerLoss(cfg.lpips_weight, cfg.lpips_net, cfg.rms_decay, cfg.focal_gamma).to(self.device)
@@ -100,11 +104,12 @@ class TokenizerTrainer(Trainer):
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Held-out PSNR of unmasked and masked reconstructions; a PNG grid of both. On MinAtar stores also
-        each object class's cell recall and precision of the unmasked reconstruction (``eval/objects.py``)."""
+        """Held-out PSNR of unmasked and masked reconstructions; a PNG grid of both. On stores with ground
+        truth also each object class's recall and precision of the unmasked reconstruction (MinAtar cells,
+        Crafter tiles and inventory readout; ``eval/fidelity.py``)."""
         self.model.eval()
         mse_full, mse_masked, shown = [], [], None
-        cells = CellCounts.for_observation(self.observation)
+        objects = self.objects.fresh() if self.objects is not None else None
         eval_frames = self.eval_batch[FRAMES]  # (E, T, H, W, C)
         generator = torch.Generator().manual_seed(self.seed + 1)  # the same eval masks every time
         for first, chunk in zip(range(0, len(eval_frames), 8), eval_frames.split(8)):
@@ -116,9 +121,10 @@ class TokenizerTrainer(Trainer):
                 masked, _ = self.model(frames, drop)
             mse_full.append(((full.float() - target) ** 2).mean(dim=(2, 3, 4)).flatten())  # per frame
             mse_masked.append(((masked.float() - target) ** 2).mean(dim=(2, 3, 4)).flatten())
-            if cells is not None:
-                grids = self.eval_batch[GRID_FIELD][first:first + len(chunk)]  # (b, T, 10, 10, C)
-                cells.add(full.float().flatten(0, 1).cpu().numpy() * 255.0, grids.flatten(0, 1).numpy())
+            if objects is not None:
+                truth = {name: self.eval_batch[name][first:first + len(chunk)].flatten(0, 1).numpy()
+                         for name in objects.truth_fields}  # (b·T, ...) each
+                objects.add(full.float().flatten(0, 1).cpu().numpy() * 255.0, truth)
             if shown is None:
                 shown = (target[:, -1], drop[:, -1], masked[:, -1].float(), full[:, -1].float())
         self.model.train()
@@ -126,7 +132,7 @@ class TokenizerTrainer(Trainer):
         metrics = {"psnr": float(np.mean([psnr(m) for m in mse_full.tolist()])),
                    "psnr_masked": float(np.mean([psnr(m) for m in mse_masked.tolist()])),
                    "mse": float(mse_full.mean()), "mse_masked": float(mse_masked.mean()),
-                   **(cells.flat() if cells is not None else {})}
+                   **(objects.flat() if objects is not None else {})}
         if self.dist.is_main:
             self.report("samples", {"path": str(self._save_samples(*shown))})
         return metrics
