@@ -1,7 +1,7 @@
 """The agent sees the ball: a fixed-step run of the quickstart's own pipeline on real breakout data.
 
 Real data (the ``breakout_store`` fixture: 16 noisy-scripted MinAtar breakout episodes at 20x20), the
-quickstart's own configs (``dreamer_model.quickstart.configs``) and its real trainers, at fixed step
+quickstart's own preset and configs (``dreamer_model.quickstart``) and its real trainers, at fixed step
 counts instead of its wall-clock budget, so the result does not depend on the machine's speed:
 tokenizer → tokenize → phase 1 (world model) → phase 2 (BC + reward heads). One pipeline is built per
 module (three to five minutes on one core, most of it phase 2) and two tests read it:
@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import yaml
 
-from dreamer_model.quickstart import configs
+from dreamer_model.quickstart import PRESET, configs
 
 TOKENIZER_STEPS = 2000
 PHASE1_STEPS = 500
@@ -61,13 +61,15 @@ def pipeline(breakout_store, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("pipeline")
     store = out / "store"
     shutil.copytree(breakout_store, store)  # the fixture is shared read-only; latents are written here
-    tokenizer = train_tokenizer(TokenizerTrainOptions(data=str(store), out=str(out / "tokenizer"), steps=TOKENIZER_STEPS,
-                                                      config=stage_config(out, "tokenizer"), seed=0, device="cpu"))
+    tokenizer = train_tokenizer(TokenizerTrainOptions(data=str(store), out=str(out / "tokenizer"), preset=PRESET,
+                                                      steps=TOKENIZER_STEPS, config=stage_config(out, "tokenizer"),
+                                                      seed=0, device="cpu"))
     tokenize_store(str(store), TokenizerFrameEncoder.from_checkpoint(str(out / "tokenizer"), device="cpu"), overwrite=True)
-    train_phase1(Phase1TrainOptions(data=str(store), out=str(out / "phase1"), steps=PHASE1_STEPS,
+    train_phase1(Phase1TrainOptions(data=str(store), out=str(out / "phase1"), preset=PRESET, steps=PHASE1_STEPS,
                                     config=stage_config(out, "phase1"), seed=0, device="cpu"))
     train_phase2(Phase2TrainOptions(data=str(store), wm=str(out / "phase1"), out=str(out / "phase2"), tasks=["reward"],
-                                    steps=PHASE2_STEPS, config=stage_config(out, "phase2"), seed=0, device="cpu"))
+                                    preset=PRESET, steps=PHASE2_STEPS, config=stage_config(out, "phase2"), seed=0,
+                                    device="cpu"))
     return {"store": store, "tokenizer": tokenizer, "phase2": out / "phase2"}
 
 

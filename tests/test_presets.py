@@ -92,5 +92,6 @@ def test_phase3_keeps_the_phase2_networks_and_refuses_to_change_them():
 
 
 def test_an_unknown_preset_is_one_clear_error():
-    with pytest.raises(ModelError, match=r"unknown preset 'huge' \(known: tiny, small, base, paper, micro, quickstart\)"):
+    known = r"\(known: tiny, small, base, paper, micro, quickstart\)"
+    with pytest.raises(ModelError, match=r"unknown preset 'huge' " + known):
         resolve_run("phase2", "huge")

@@ -15,8 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-import torch
-
 from dreamer_data.store.fields import action_field
 
 from ..dynamics.actions import read_action_spec

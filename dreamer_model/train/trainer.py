@@ -239,7 +239,8 @@ class Trainer:
         """``module`` as the training step calls it: DDP-wrapped across ranks, compiled when asked (CUDA)."""
         net = module
         if self.dist.enabled and self.wrap_ddp:
-            net = DistributedDataParallel(module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            net = DistributedDataParallel(module, device_ids=device_ids)
         if self.run.train.compile and self.device.type == "cuda":
             net = torch.compile(net)
         return net
