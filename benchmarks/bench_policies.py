@@ -24,7 +24,7 @@ from dreamer_data.collect.crafter_env import ACHIEVEMENTS  # noqa: E402
 from dreamer_data.collect.minatar_env import GAMES  # noqa: E402
 from dreamer_data.collect.policies import POLICIES  # noqa: E402
 from dreamer_data.collect.raw import read_episode  # noqa: E402
-from dreamer_data.collect.scores import crafter_score  # noqa: E402
+from dreamer_data.scores import crafter_score  # noqa: E402
 
 
 def play(config: CollectConfig, episodes: int, workers: int, scratch: Path) -> tuple[list[dict], float]:

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.published import publish  # noqa: E402
 from dreamer_data.collect.collector import CollectConfig, collect  # noqa: E402
 from dreamer_data.ingest import IngestPlan, ingest  # noqa: E402
-from dreamer_data.loaders.window import WindowDataset  # noqa: E402
+from dreamer_data.loaders.window_dataset import WindowDataset  # noqa: E402
 from dreamer_data.sources import ReadOptions  # noqa: E402
 from dreamer_data.sources.minatar import MinAtarSource  # noqa: E402
 from dreamer_data.store import latents as versions  # noqa: E402

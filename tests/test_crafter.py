@@ -14,7 +14,7 @@ from dreamer_data.collect.collector import CollectConfig, collect_episode
 from dreamer_data.collect.crafter_env import (ACHIEVEMENTS, INVENTORY_ITEMS, OBJECT_IDS, SEMANTIC_CLASSES,
                                              DeterministicCrafter)
 from dreamer_data.collect.replay import mismatches, replay
-from dreamer_data.collect.scores import crafter_score, episode_unlocks, success_rates
+from dreamer_data.scores import crafter_score, episode_unlocks, success_rates
 from dreamer_data.errors import DreamerDataError
 from dreamer_data.store.reader import StoreReader
 from dreamer_data.store.summary import summarize

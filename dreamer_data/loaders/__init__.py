@@ -2,6 +2,6 @@
 
 from .sampling import EpisodeSplit, WindowSampler
 from .stream import StreamDataset
-from .window import WindowDataset
+from .window_dataset import WindowDataset
 
 __all__ = ["EpisodeSplit", "StreamDataset", "WindowDataset", "WindowSampler"]

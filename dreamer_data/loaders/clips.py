@@ -12,7 +12,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import StoreError
-from .windows import WindowShape
+from .window_index import WindowShape
 
 
 class ClipStitcher:

@@ -14,7 +14,7 @@ from ..errors import DreamerDataError
 from .context import resolve_rank
 
 if TYPE_CHECKING:
-    from .window import WindowDataset
+    from .window_dataset import WindowDataset
 
 EpisodeSelection = Union[Collection[str], Callable[[str], bool], None]
 SAMPLE_BLOCK = 1024  # samples drawn per seeded block; sample n depends only on (seed, n)

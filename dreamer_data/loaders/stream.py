@@ -22,7 +22,7 @@ from .context import multiprocessing_context, resolve_rank, worker_split
 from .items import make_item, parse_frame_dtype, resolve_fields
 from .sampling import EpisodeSelection, select_episodes
 from .shards import read_clips
-from .windows import WindowShape
+from .window_index import WindowShape
 
 
 class SharedEpoch:

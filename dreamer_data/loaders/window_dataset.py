@@ -17,7 +17,7 @@ from .chunks import DEFAULT_CACHE_BYTES, ChunkCache
 from .context import multiprocessing_context
 from .items import make_item, parse_frame_dtype, resolve_fields
 from .sampling import EpisodeSelection, select_episodes
-from .windows import WindowIndex, WindowShape
+from .window_index import WindowIndex, WindowShape
 
 
 class WindowDataset(Dataset):

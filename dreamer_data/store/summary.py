@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..collect.scores import crafter_score, episode_unlocks, success_rates
+from ..scores import crafter_score, episode_unlocks, success_rates
 from .reader import StoreReader
 
 

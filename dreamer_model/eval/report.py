@@ -2,7 +2,7 @@
 written as ``report.json``, a bar chart PNG, and mp4 videos of a few episodes.
 
 Crafter score (Hafner 2021): S = exp(mean_i ln(1 + s_i)) − 1 over the 22 achievements' success
-rates s_i in percent (``dreamer_data.collect.scores``, the numbers the data toolkit reports for
+rates s_i in percent (``dreamer_data.scores``, the numbers the data toolkit reports for
 recorded episodes).
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from dreamer_data.collect.crafter_env import ACHIEVEMENTS
-from dreamer_data.collect.scores import crafter_score
+from dreamer_data.scores import crafter_score
 
 from .runner import EvalRun
 
