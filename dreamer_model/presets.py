@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from .agent.actions import ActionSpace
-from .agent.config import AgentConfig, Phase2Run, Phase3Run, validate_agent
+from .agent.config import AgentConfig, Phase2Run, Phase3Run, saved_agent_config, validate_agent
 from .configs import (TokenizerConfig, TokenizerRun, TrainConfig, TransformerConfig, apply_overrides, load_yaml,
                       parse_set, validate_tokenizer)
 from .dynamics.actions import action_fields
@@ -38,7 +38,7 @@ RUNS: dict[str, type] = {"tokenizer": TokenizerRun, "phase1": Phase1Run, "phase2
 STRUCTURE = ("agent_tokens", "head_hidden", "head_layers", "mtp", "bins", "bins_low", "bins_high",
              "policy_sees_actions")
 # Agent fields only imagination reads: phase 3 takes them from its own preset.
-IMAGINATION = ("alpha", "beta", "gamma", "lam", "horizon", "context", "sampling_steps", "slow_value_decay")
+IMAGINATION = ("alpha", "beta", "gamma", "lam", "horizon", "context", "sample_steps", "slow_value_decay")
 
 TINY = TransformerConfig(dim=128, depth=4, heads=4, kv_heads=2, head_dim=32, registers=4)
 SMALL = TransformerConfig(dim=256, depth=8, heads=8, kv_heads=4, head_dim=32, registers=4)
@@ -234,7 +234,9 @@ def counts_table(counts: Mapping[str, Mapping[str, int]]) -> str:
 
 
 def run_from_dict(stage: str, data: Mapping[str, Any], source: str) -> Run:
-    """Rebuild a run config saved with ``dataclasses.asdict`` (checkpoints)."""
+    """Rebuild a run config saved with ``dataclasses.asdict`` (checkpoints), keys renamed since then migrated."""
+    if isinstance(data.get("agent"), Mapping):
+        data = {**data, "agent": saved_agent_config(data["agent"])}
     return apply_overrides(RUNS[stage](), data, source)
 
 

@@ -9,6 +9,7 @@ bins, PMPO α = 0.5 and β = 0.3, γ = 0.997, λ = 0.95, imagination horizon 16 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from ..configs import TrainConfig
 from ..errors import ModelError
@@ -36,7 +37,7 @@ class AgentConfig:
     lam: float = 0.95
     horizon: int = 16  # imagined steps
     context: int = 16  # real frames the imagination starts from
-    sampling_steps: int = 4  # K
+    sample_steps: int = 4  # K denoising steps per imagined frame: the name dynamics.sample_steps has for generation
     slow_value_decay: float = 0.98  # EMA of the value head used to bootstrap R^λ
     # phase 2 loss weights (eq. 9 terms and the world model's own loss)
     bc_weight: float = 1.0
@@ -78,11 +79,19 @@ def validate_agent(cfg: AgentConfig, source: str) -> None:
         (0.0 < cfg.gamma <= 1.0, "agent.gamma must be in (0, 1]"),
         (0.0 <= cfg.lam <= 1.0, "agent.lam must be in [0, 1]"),
         (cfg.horizon >= 1 and cfg.context >= 1, "agent.horizon and agent.context must be >= 1"),
-        (cfg.sampling_steps >= 1 and cfg.sampling_steps & (cfg.sampling_steps - 1) == 0,
-         "agent.sampling_steps must be a power of two"),
+        (cfg.sample_steps >= 1 and cfg.sample_steps & (cfg.sample_steps - 1) == 0,
+         "agent.sample_steps must be a power of two"),
         (0.0 <= cfg.slow_value_decay < 1.0, "agent.slow_value_decay must be in [0, 1)"),
         (0.0 <= cfg.unimix < 1.0, "agent.unimix must be in [0, 1)"),
     ]
     for ok, message in checks:
         if not ok:
             raise ModelError(f"{source}: {message}")
+
+
+RENAMED = {"sampling_steps": "sample_steps"}  # keys of agent configs saved by older checkpoints
+
+
+def saved_agent_config(data: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``agent`` config dict as saved in a checkpoint, with keys renamed since then under their new names."""
+    return {RENAMED.get(key, key): value for key, value in data.items()}

@@ -53,7 +53,7 @@ class Imagination:
     def __init__(self, agent: Agent, tasks: list[Task], cfg: AgentConfig):
         self.agent, self.tasks, self.cfg = agent, tasks, cfg
         self.device = next(agent.parameters()).device
-        self.sampler = Sampler(agent.world, steps=cfg.sampling_steps)
+        self.sampler = Sampler(agent.world, steps=cfg.sample_steps)
         self.prior: PolicyHead = agent.frozen_policy()  # π_prior: the phase-2 policy
         self.slow_value = EMATarget(agent.value, cfg.slow_value_decay).to(self.device)
 

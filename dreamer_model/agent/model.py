@@ -22,7 +22,7 @@ from ..dynamics import DynamicsConfig, DynamicsModel
 from ..dynamics.actions import ActionField, fields_from_dicts, fields_to_dicts
 from ..errors import ModelError
 from .actions import ActionSpace
-from .config import AgentConfig
+from .config import AgentConfig, saved_agent_config
 from .distributions import ActionDistribution
 from .heads import BinsHead, ContinueHead, PolicyHead, TaskEmbedding
 from .twohot import SymlogBins
@@ -77,7 +77,7 @@ class Agent(nn.Module):
         from ..configs import apply_overrides
 
         dynamics = apply_overrides(DynamicsConfig(), description["dynamics"], source)
-        cfg = apply_overrides(AgentConfig(), description["agent"], source)
+        cfg = apply_overrides(AgentConfig(), saved_agent_config(description["agent"]), source)
         return cls(dynamics, fields_from_dicts(description["action_fields"]),
                    ActionSpace.from_dict(description["action_space"]), cfg, description["tasks"])
 
