@@ -112,6 +112,9 @@ def main() -> None:
     parser.add_argument("--eval-windows", type=int, default=1024)
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "tokenizer.md"))
     parser.add_argument("--grid", default=str(REPO / "docs" / "tokenizer_crafter_reconstructions.png"))
+    parser.add_argument("--focal-gamma", type=float, default=None,
+                        help="tokenizer.focal_gamma for both runs (default: the tiny preset's, 0 = the paper's MSE)")
+    parser.add_argument("--no-tokenize", action="store_true", help="Skip step 4 (tokenize throughput).")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work)
@@ -135,8 +138,9 @@ def main() -> None:
     # 1. calibrate CPU seconds per step (same config, own run directories): the difference of a short and
     #    a longer probe, so start-up (store index, held-out frames, model construction) cancels out
     probe_config = work / "probe.yaml"
-    probe_config.write_text(yaml.safe_dump({"train": {"eval_every": 10_000, "checkpoint_every": 10_000,
-                                                      "threads": args.threads}}))
+    objective = {"tokenizer": {"focal_gamma": args.focal_gamma}} if args.focal_gamma is not None else {}
+    probe_config.write_text(yaml.safe_dump({**objective, "train": {"eval_every": 10_000, "checkpoint_every": 10_000,
+                                                                   "threads": args.threads}}))
     probe_cpu = {}
     for probe_steps in (20, 100):
         shutil.rmtree(work / f"probe-{probe_steps}", ignore_errors=True)
@@ -148,7 +152,7 @@ def main() -> None:
 
     # 2. the budgeted run: cosine decay over exactly the steps that fit the budget
     config = work / "tiny-budget.yaml"
-    config.write_text(yaml.safe_dump({"train": {"decay_steps": steps - preset.train.warmup, "eval_every": 500,
+    config.write_text(yaml.safe_dump({**objective, "train": {"decay_steps": steps - preset.train.warmup, "eval_every": 500,
                                                 "checkpoint_every": 500, "log_every": 25, "threads": args.threads}}))
     run = work / "run"
     shutil.rmtree(run, ignore_errors=True)
@@ -170,7 +174,7 @@ def main() -> None:
 
     # 4. tokenize throughput on a copy of the store
     tokenize_rows = []
-    for batch in (64, 256):
+    for batch in () if args.no_tokenize else (64, 256):
         copy = work / f"store-copy-{batch}"
         shutil.rmtree(copy, ignore_errors=True)
         shutil.copytree(args.store, copy)
@@ -213,6 +217,8 @@ def main() -> None:
         "| measure | value |",
         "| --- | --- |",
         f"| model | tiny tokenizer, {summary['parameters'] / 1e6:.2f} M parameters, 16×32 latents per 64×64 frame |",
+        f"| pixel loss | MSE, focal γ = {args.focal_gamma if args.focal_gamma is not None else preset.tokenizer.focal_gamma:g} "
+        f"(0: the paper's plain MSE) |",
         f"| training | {steps} steps × {preset.train.batch} windows × {context} frames = "
         f"{summary['frames_seen']:,} frames; {cpu_seconds / 60:.1f} CPU-min, {seconds / 60:.1f} min wall-clock |",
         f"| training throughput, CPU time | {summary['frames_seen'] / cpu_seconds:.0f} frames per CPU-second |",
