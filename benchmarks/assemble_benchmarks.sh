@@ -7,8 +7,9 @@ cat <<'HDR'
 
 Every table below comes from a script in `benchmarks/`; the command that produced it is given with it.
 This file is assembled from `benchmarks/results/*.md` by `bash benchmarks/assemble_benchmarks.sh`.
-Ratios compare runs made in the same script on the same inputs. Machine for all numbers: the project's
-2-core AMD EPYC x86_64 CPU machine (24 GiB). The data benchmarks (ingest, loaders, collect, lerobot) ran
+Ratios compare runs made in the same script on the same inputs. Machine: the project's 2-core x86_64
+CPU machine (24 GiB); its CPU model has changed between sessions (AMD EPYC, later Intel Xeon), so each
+section names the one it ran on and only ratios within a section compare. The data benchmarks (ingest, loaders, collect, lerobot) ran
 while it was **shared with other jobs** (load averages 5-14 on 2 cores), so most of them give CPU-time
 ratios; the model benchmarks (tokenizer, dynamics, agent, quickstart) ran one job per core. No GPU was
 lent to this task, so no GPU numbers (MFU, FPS at 360x640, a GPU Crafter agent) exist yet.
