@@ -1,7 +1,8 @@
 """``dreamer-train``: the model side. The four trainers (tokenizer, phase1, phase2, phase3) share one set of
 flags (``cli/common.py``) and one way to run: progress on the main process, Ctrl-C → a checkpoint and exit 130,
 one summary line. ``rollout`` and ``eval`` (cli/train_world.py, cli/train_agent.py), ``quickstart`` and
-``presets`` complete it. Under ``torchrun --nproc_per_node N`` every trainer trains with DDP.
+``presets`` complete it. Under ``torchrun --nproc_per_node N`` every trainer trains with DDP, or with FSDP
+(sharded) given ``--set train.fsdp=true``.
 """
 
 from __future__ import annotations
@@ -94,9 +95,11 @@ class TrainingProgress:
             size = f"{info['parameters'] / 1e6:.2f}M parameters"
             if info["trainable"] != info["parameters"]:
                 size += f", {info['trainable'] / 1e6:.2f}M trainable"
+            if "note" in info:
+                stderr.print(f"note: {info['note']}", highlight=False, soft_wrap=True)
             stderr.print(f"training {info['preset']} {self.show['what'](info)} ({size}) on {info['device']} × "
-                         f"{info['world_size']}: {info['train_windows']} training windows, "
-                         f"{info['heldout_episodes']} held-out episode(s)", highlight=False, soft_wrap=True)
+                         f"{info['world_size']}{' (FSDP)' if info['fsdp'] else ''}: {info['train_windows']} training "
+                         f"windows, {info['heldout_episodes']} held-out episode(s)", highlight=False, soft_wrap=True)
             self.task = self.bar.add_task(self.stage, total=info["steps"], completed=info["step"], detail="")
         elif event == "step":
             self.bar.update(self.task, completed=info["step"], detail=self.show["step"](info))

@@ -95,6 +95,8 @@ class TrainConfig:
     threads: int = 0  # torch intra-op CPU threads (0: torch's default); 1 avoids OpenMP spin-waits on a busy CPU
     bf16: bool = True  # autocast to bfloat16 on CUDA (ignored on CPU)
     compile: bool = False  # torch.compile the model (CUDA only)
+    fsdp: bool = False  # under torchrun: shard parameters, gradients and optimizer state over the ranks
+    # (FSDP2, train/fsdp.py) instead of DDP, for models that do not fit one device; one process: no-op
 
 
 @dataclass

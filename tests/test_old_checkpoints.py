@@ -22,6 +22,8 @@ OLD = Path(__file__).parent / "data" / "old_checkpoints"
 # Not compared: paths recorded in a checkpoint (the store, the runs it started from) name the folder it was built
 # in; ``latents`` is a copy of the store manifest's entry (the data side's record, with its creation time).
 SKIPPED = {"store", "path", "wm", "phase2", "checkpoint", "latents", "model_hash"}
+# Keys a run's ``train`` config gained since, at the value the old runs trained with.
+ADDED_TRAIN = {"fsdp": False}
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +53,8 @@ def assert_same_contents(new, old, where: str) -> None:
     elif isinstance(old, dict):
         if where.endswith(".agent"):  # an agent config: keys renamed since (agent.config.RENAMED) carry their new name
             old = saved_agent_config(old)
+        if where.endswith(".config.train"):
+            old = {**ADDED_TRAIN, **old}
         assert isinstance(new, dict) and sorted(map(str, new)) == sorted(map(str, old)), where
         for key, value in old.items():
             if key not in SKIPPED:

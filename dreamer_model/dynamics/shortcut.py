@@ -161,7 +161,9 @@ class ShortcutForcingLoss(nn.Module):
         is_flow = d <= self.d_min  # (B, T)
         is_boot = ~is_flow
         v_target = None
-        if bool(is_boot.any()):
+        # the global batch decides (a rank without bootstrap rows still calls the teacher: under FSDP every rank
+        # must make the same model calls); rows outside is_boot are unchanged by it
+        if bool(is_boot.any()) if reduce is None else bool(reduce(is_boot.any().float()) > 0):
             v_target = bootstrap_velocity(teacher or f, z_tau, tau, d, self.d_min)
         x_pred = f(z_tau, tau, d).float()  # x̂ (B, T, S, D)
 

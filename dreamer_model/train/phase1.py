@@ -63,7 +63,7 @@ class Phase1Trainer(Trainer):
         return run
 
     def build(self) -> None:
-        cfg, train, store = self.run.dynamics, self.run.train, self.options.data
+        cfg, store = self.run.dynamics, self.options.data
         load = world_model_fields(self.fields, self.has_action)
         everything = WindowDataset(store, length=cfg.context, load=load)
         latent_shape = tuple(everything[0][LATENTS].shape[1:])
@@ -77,18 +77,22 @@ class Phase1Trainer(Trainer):
         torch.manual_seed(self.seed)
         self.model = DynamicsModel(cfg, self.fields).to(self.device)
         self.loss_fn = ShortcutForcingLoss(cfg.k_max, cfg.objective, cfg.rms_decay, cfg.bootstrap_fraction).to(self.device)
+
+    def build_optimizers(self) -> None:
+        train = self.run.train
+        self.trained = list(self.model.parameters())
         self.optimizer = torch.optim.AdamW(parameter_groups(self.model, train.weight_decay), lr=train.lr,
                                            betas=(train.beta1, train.beta2), eps=1e-8)
 
     def load_state(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.load_model(self.model, state["model"])
+        self.load_optimizer(self.optimizer, state["optimizer"])
         self.loss_fn.load_state_dict(state["loss_norm"])
 
     def checkpoint_state(self) -> dict:
-        return {"model": self.model.state_dict(),
-                "model_hash": model_hash(self.model.state_dict(), asdict(self.run.dynamics)),
-                "optimizer": self.optimizer.state_dict(), "loss_norm": self.loss_fn.state_dict(),
+        model = self.model_state(self.model)
+        return {"model": model, "model_hash": model_hash(model, asdict(self.run.dynamics)),
+                "optimizer": self.optimizer_state(self.optimizer), "loss_norm": self.loss_fn.state_dict(),
                 "action_fields": fields_to_dicts(self.fields), "latents": self.latent_entry,
                 "world_size": self.dist.world_size}
 
@@ -119,7 +123,7 @@ class Phase1Trainer(Trainer):
         self.schedule(self.optimizer)
         loss, metrics = self.loss_fn(student, latents, step_generator(self.seed, self.step), teacher=teacher,
                                      reduce=self.dist.mean, shard=self.shard)
-        self.update(self.optimizer, loss, list(self.model.parameters()), metrics)
+        self.update(self.optimizer, loss, self.trained, metrics)
         metrics["lr"] = self.optimizer.param_groups[0]["lr"]
         return metrics
 

@@ -24,6 +24,7 @@ from ..dynamics import ShortcutForcingLoss
 from ..errors import ModelError
 from ..presets import resolve_run, run_from_dict
 from ..stores import env_settings, latents_entry, read_manifest
+from .fsdp import agent_roots
 from .trainer import Trainer, TrainOptions, parameter_groups, step_generator
 
 
@@ -53,7 +54,7 @@ class Phase2Trainer(Trainer):
         return run
 
     def build(self) -> None:
-        store, train, state = self.options.data, self.run.train, self.resume_state
+        store, state = self.options.data, self.resume_state
         loss_norm = None
         if state is not None:
             self.agent = Agent.from_description(state["agent"], state["path"])
@@ -87,12 +88,18 @@ class Phase2Trainer(Trainer):
         self.frozen = self.run.freeze_world_model
         if self.frozen:
             self.agent.world.requires_grad_(False)
-        trainable = [p for p in self.agent.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(parameter_groups(self.agent, train.weight_decay) if not self.frozen else
-                                           [{"params": trainable, "weight_decay": train.weight_decay}],
-                                           lr=train.lr, betas=(train.beta1, train.beta2), eps=1e-8)
         self.objective = BehaviourCloning(self.agent, self.tasks, self.loss_fn, self.run.agent)
         self._build_data()
+
+    def build_optimizers(self) -> None:
+        train = self.run.train
+        self.trained = [p for p in self.agent.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(parameter_groups(self.agent, train.weight_decay) if not self.frozen else
+                                           [{"params": self.trained, "weight_decay": train.weight_decay}],
+                                           lr=train.lr, betas=(train.beta1, train.beta2), eps=1e-8)
+
+    def fsdp_roots(self) -> list[torch.nn.Module]:
+        return agent_roots(self.agent)
 
     def _build_data(self) -> None:
         store, fields = self.options.data, self.manifest["fields"]
@@ -112,14 +119,14 @@ class Phase2Trainer(Trainer):
         self.split_data(load, context, everything)
 
     def load_state(self, state: dict) -> None:
-        self.agent.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.load_model(self.agent, state["model"])
+        self.load_optimizer(self.optimizer, state["optimizer"])
         self.loss_fn.load_state_dict(state["loss_norm"])
 
     def checkpoint_state(self) -> dict:
-        return {"agent": self.agent.describe(), "model": self.agent.state_dict(),
-                "model_hash": model_hash(self.agent.state_dict(), asdict(self.run)),
-                "optimizer": self.optimizer.state_dict(), "loss_norm": self.loss_fn.state_dict(),
+        model = self.model_state(self.agent)
+        return {"agent": self.agent.describe(), "model": model, "model_hash": model_hash(model, asdict(self.run)),
+                "optimizer": self.optimizer_state(self.optimizer), "loss_norm": self.loss_fn.state_dict(),
                 "tokenizer": self.tokenizer, "env": self.env, "wm": self.wm_path, "latents": self.latents}
 
     def describe(self) -> dict:
@@ -133,7 +140,7 @@ class Phase2Trainer(Trainer):
         self.schedule(self.optimizer)
         loss, metrics = self.objective(batch, step_generator(self.seed, self.step), with_dynamics=not self.frozen,
                                        shard=self.shard, reduce=self.dist.mean if self.dist.enabled else None)
-        self.update(self.optimizer, loss, [p for p in self.agent.parameters() if p.requires_grad], metrics)
+        self.update(self.optimizer, loss, self.trained, metrics)
         metrics["lr"] = self.optimizer.param_groups[0]["lr"]
         return metrics
 

@@ -29,6 +29,7 @@ from ..checkpoint import AGENT, load_checkpoint, model_hash
 from ..errors import ModelError
 from ..presets import resolve_run, run_from_dict
 from ..stores import latents_entry, read_manifest
+from .fsdp import agent_roots, gathered
 from .trainer import Trainer, TrainOptions, step_generator
 
 @dataclass(kw_only=True)
@@ -72,12 +73,18 @@ class Phase3Trainer(Trainer):
         agent.policy.requires_grad_(True)
         agent.value.requires_grad_(True)
         self.imagination = Imagination(agent, self.tasks, cfg)
-        train = self.run.train
-        self.policy_opt = torch.optim.AdamW(agent.policy.parameters(), lr=train.lr, betas=(train.beta1, train.beta2),
-                                            weight_decay=train.weight_decay)
-        self.value_opt = torch.optim.AdamW(agent.value.parameters(), lr=self.run.value_lr,
-                                           betas=(train.beta1, train.beta2), weight_decay=train.weight_decay)
         self._build_data()
+
+    def build_optimizers(self) -> None:
+        agent, train = self.agent, self.run.train
+        self.policy_params, self.value_params = list(agent.policy.parameters()), list(agent.value.parameters())
+        self.policy_opt = torch.optim.AdamW(self.policy_params, lr=train.lr, betas=(train.beta1, train.beta2),
+                                            weight_decay=train.weight_decay)
+        self.value_opt = torch.optim.AdamW(self.value_params, lr=self.run.value_lr,
+                                           betas=(train.beta1, train.beta2), weight_decay=train.weight_decay)
+
+    def fsdp_roots(self) -> list[torch.nn.Module]:
+        return agent_roots(self.agent)
 
     def _build_data(self) -> None:
         store, cfg = self.options.data, self.run.agent
@@ -94,17 +101,18 @@ class Phase3Trainer(Trainer):
     def load_state(self, state: dict) -> None:
         self.imagination.prior.load_state_dict(state["prior_policy"])
         self.imagination.slow_value.module.load_state_dict(state["slow_value"])
-        self.policy_opt.load_state_dict(state["policy_optimizer"])
-        self.value_opt.load_state_dict(state["value_optimizer"])
+        self.load_optimizer(self.policy_opt, state["policy_optimizer"])
+        self.load_optimizer(self.value_opt, state["value_optimizer"])
 
     def checkpoint_state(self) -> dict:
         description = {**self.agent.describe(), "agent": asdict(self.run.agent)}
+        model = self.model_state(self.agent)
         return {**{k: v for k, v in self.base.items() if k in ("tokenizer", "env", "wm", "latents")},
-                "agent": description, "model": self.agent.state_dict(),
-                "model_hash": model_hash(self.agent.state_dict(), asdict(self.run)),
+                "agent": description, "model": model, "model_hash": model_hash(model, asdict(self.run)),
                 "prior_policy": self.imagination.prior.state_dict(),
                 "slow_value": self.imagination.slow_value.module.state_dict(),
-                "policy_optimizer": self.policy_opt.state_dict(), "value_optimizer": self.value_opt.state_dict(),
+                "policy_optimizer": self.optimizer_state(self.policy_opt),
+                "value_optimizer": self.optimizer_state(self.value_opt),
                 "phase2": self.base.get("phase2", self.base["path"]) if self.resume_state is not None
                 else self.base["path"]}
 
@@ -124,11 +132,11 @@ class Phase3Trainer(Trainer):
         update_policy = self.step >= self.run.value_warmup
         policy_loss, value_loss, metrics = self.imagination.losses(traj, update_policy,
                                                                    self.dist.mean if self.dist.enabled else None)
-        self.update(self.value_opt, value_loss, list(self.agent.value.parameters()), metrics, "value_grad_norm")
+        self.update(self.value_opt, value_loss, self.value_params, metrics, "value_grad_norm")
         if update_policy:
-            self.update(self.policy_opt, policy_loss, list(self.agent.policy.parameters()), metrics,
-                        "policy_grad_norm")
-        self.imagination.slow_value.update(self.agent.value)
+            self.update(self.policy_opt, policy_loss, self.policy_params, metrics, "policy_grad_norm")
+        with gathered(self.agent.value) as value:  # FSDP: the slow copy follows the full weights
+            self.imagination.slow_value.update(value)
         metrics["imagine_seconds"] = imagine_seconds
         return metrics
 

@@ -50,7 +50,7 @@ class TokenizerTrainer(Trainer):
         return run
 
     def build(self) -> None:
-        cfg, train, store = self.run.tokenizer, self.run.train, self.options.data
+        cfg, store = self.run.tokenizer, self.options.data
         everything = WindowDataset(store, length=cfg.context, load=FRAMES)
         frame_shape = tuple(everything[0][FRAMES].shape[1:])
         if frame_shape != (cfg.height, cfg.width, cfg.channels):
@@ -68,19 +68,23 @@ class TokenizerTrainer(Trainer):
         torch.manual_seed(self.seed)
         self.model = Tokenizer(cfg).to(self.device)
         self.loss_fn = TokenizerLoss(cfg.lpips_weight, cfg.lpips_net, cfg.rms_decay, cfg.focal_gamma).to(self.device)
+
+    def build_optimizers(self) -> None:
+        train = self.run.train
+        self.trained = list(self.model.parameters())
         self.optimizer = torch.optim.AdamW(parameter_groups(self.model, train.weight_decay), lr=train.lr,
                                            betas=(train.beta1, train.beta2), eps=1e-8)
 
     def load_state(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.load_model(self.model, state["model"])
+        self.load_optimizer(self.optimizer, state["optimizer"])
         self.loss_fn.mse_rms.load_state_dict(state["loss_norm"]["mse"])
         self.loss_fn.lpips_rms.load_state_dict(state["loss_norm"]["lpips"])
 
     def checkpoint_state(self) -> dict:
-        return {"model": self.model.state_dict(),
-                "model_hash": model_hash(self.model.state_dict(), asdict(self.run.tokenizer)),
-                "optimizer": self.optimizer.state_dict(),
+        model = self.model_state(self.model)
+        return {"model": model, "model_hash": model_hash(model, asdict(self.run.tokenizer)),
+                "optimizer": self.optimizer_state(self.optimizer),
                 "loss_norm": {"mse": self.loss_fn.mse_rms.state_dict(), "lpips": self.loss_fn.lpips_rms.state_dict()},
                 "world_size": self.dist.world_size}
 
@@ -97,7 +101,7 @@ class TokenizerTrainer(Trainer):
         with self.autocast:
             recon, _ = self.net(frames, drop)
         loss, metrics = self.loss_fn(recon.float(), frames.float() / 255.0, reduce=self.dist.mean)
-        self.update(self.optimizer, loss, list(self.model.parameters()), metrics)
+        self.update(self.optimizer, loss, self.trained, metrics)
         metrics["lr"] = self.optimizer.param_groups[0]["lr"]
         metrics["drop"] = float(drop.float().mean())
         return metrics

@@ -1,10 +1,11 @@
 """The one training loop every stage runs (tokenizer, phase 1, 2, 3): resume, data, fit, evaluation cadence,
-checkpoints, Ctrl-C, logging, DDP.
+checkpoints, Ctrl-C, logging, DDP / FSDP.
 
 A stage subclasses ``Trainer`` and fills in what differs: ``read_store`` (what the store must hold),
-``configure`` (its run config, new or resumed), ``build`` (data, models, losses, optimizers), ``train_step``,
-``evaluate``, ``checkpoint_state`` / ``load_state`` (what a checkpoint holds beyond the common keys) and
-``describe`` (what the start event reports).
+``configure`` (its run config, new or resumed), ``build`` (data, models, losses), ``build_optimizers``,
+``train_step``, ``evaluate``, ``checkpoint_state`` / ``load_state`` (what a checkpoint holds beyond the common
+keys; models and optimizers go through ``model_state`` / ``optimizer_state`` and ``load_model`` /
+``load_optimizer``) and ``describe`` (what the start event reports).
 
 Resume is bit-exact because nothing random carries hidden state from one step to the next: the n-th training
 window depends only on (seed, n) (``WindowSampler``), the random draws of step s only on (seed, s)
@@ -17,10 +18,16 @@ of the whole global batch and keeps its rows (``shards.py``), normalises its los
 and averages gradients over ranks (DDP for the tokenizer and phase 1, whose step calls the model once;
 ``Distributed.average_gradients`` for phases 2 and 3), so its losses and updates are those of a one-process run
 at the same global batch. The logged training metrics are averaged over ranks.
+
+With ``train.fsdp`` the ranks shard the model instead of each holding a copy (``fsdp.py``: FSDP2, for presets
+that do not fit one device): the same rows, draws and losses, gradients averaged by FSDP's reduce-scatter,
+checkpoints gathered into the one-process format. In one process ``train.fsdp`` is a no-op (the start event
+carries a note): there is nothing to shard, and a run or checkpoint made under FSDP continues there unchanged.
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import signal
 import time
@@ -43,6 +50,7 @@ from ..configs import TrainConfig
 from ..errors import ModelError
 from ..shards import Shard
 from .distributed import Distributed, init_distributed, set_threads
+from .fsdp import full_model_state, full_optimizer_state, load_model_state, load_optimizer_state, shard
 from .logging import RunLog
 
 Report = Callable[[str, dict], None]
@@ -128,6 +136,7 @@ class Trainer:
     phase: int | None = None  # agent checkpoints: 2 or 3
     model: torch.nn.Module  # what trains (DDP wraps it as ``net``); its parameters are counted at the start
     wrap_ddp = True  # False: the step calls the model several times, ``update`` averages the gradients instead
+    fsdp = False  # train.fsdp under torchrun: ``model`` is sharded in place (``net`` is ``model``)
 
     def __init__(self, options: TrainOptions, report: Report | None = None):
         self.options = options
@@ -146,13 +155,15 @@ class Trainer:
         if self.run.train.batch % self.dist.world_size:
             raise ModelError(f"train.batch {self.run.train.batch} is not divisible by {self.dist.world_size} processes")
         self.local_batch = self.run.train.batch // self.dist.world_size
+        self.fsdp = self.run.train.fsdp and self.dist.enabled
         set_threads(self.run.train.threads)
         self.build()
+        self.net = self.distribute(self.model)
+        self.build_optimizers()  # after sharding: FSDP's parameters are DTensors
         self.step = 0
         if self.resume_state is not None:
             self.load_state(self.resume_state)
             self.step = int(self.resume_state["step"])
-        self.net = self.distribute(self.model)
         self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                          if self.run.train.bf16 and self.device.type == "cuda" else nullcontext())
         self.log = RunLog(self.out, enabled=self.dist.is_main)
@@ -167,8 +178,16 @@ class Trainer:
         raise NotImplementedError
 
     def build(self) -> None:
-        """Data, models, losses and optimizers (``self.run``, ``self.seed`` are set)."""
+        """Data, models and losses (``self.run``, ``self.seed`` are set)."""
         raise NotImplementedError
+
+    def build_optimizers(self) -> None:
+        """The optimizers, over ``self.model``'s parameters as ``distribute`` left them."""
+        raise NotImplementedError
+
+    def fsdp_roots(self) -> list[torch.nn.Module]:
+        """The modules a training step calls (FSDP shards each as a unit after the transformer blocks)."""
+        return [self.model]
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One optimisation step on this rank's part of the batch; its metrics."""
@@ -236,9 +255,12 @@ class Trainer:
                               persistent_workers=workers > 0, pin_memory=self.device.type == "cuda")
 
     def distribute(self, module: torch.nn.Module) -> torch.nn.Module:
-        """``module`` as the training step calls it: DDP-wrapped across ranks, compiled when asked (CUDA)."""
+        """``module`` as the training step calls it: sharded in place (FSDP) or DDP-wrapped across ranks,
+        compiled when asked (CUDA)."""
         net = module
-        if self.dist.enabled and self.wrap_ddp:
+        if self.fsdp:
+            shard(module, self.fsdp_roots(), self.device)
+        elif self.dist.enabled and self.wrap_ddp:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             net = DistributedDataParallel(module, device_ids=device_ids)
         if self.run.train.compile and self.device.type == "cuda":
@@ -253,21 +275,48 @@ class Trainer:
     def update(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, parameters: list[torch.nn.Parameter],
                metrics: dict[str, float], norm_key: str = "grad_norm") -> None:
         """zero_grad, backward, (average over ranks), clip to ``train.grad_clip`` (its norm logged as
-        ``norm_key``), step."""
+        ``norm_key``), step. ``parameters``: the optimizer's, listed before any forward (between a root's forward
+        and backward FSDP registers its gathered parameters on the module, not the sharded ones that step)."""
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if not self.wrap_ddp:
+        if not (self.wrap_ddp or self.fsdp):
             self.dist.average_gradients(parameters)
         if self.run.train.grad_clip > 0:
             metrics[norm_key] = float(torch.nn.utils.clip_grad_norm_(parameters, self.run.train.grad_clip))
         optimizer.step()
 
+    def model_state(self, module: torch.nn.Module) -> dict[str, torch.Tensor]:
+        """``module.state_dict()``; under FSDP gathered whole onto rank 0 (every rank calls it, the others get {})."""
+        return full_model_state(module) if self.fsdp else module.state_dict()
+
+    def optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+        """``optimizer.state_dict()``, gathered whole under FSDP as ``model_state``."""
+        return full_optimizer_state(optimizer) if self.fsdp else optimizer.state_dict()
+
+    def load_model(self, module: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+        """``module.load_state_dict(state)``; under FSDP each rank keeps its shards of the full ``state``."""
+        if self.fsdp:
+            load_model_state(module, state)
+        else:
+            module.load_state_dict(state)
+
+    def load_optimizer(self, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+        """``optimizer.load_state_dict(state)``, sharded under FSDP as ``load_model``."""
+        if self.fsdp:
+            load_optimizer_state(optimizer, state)
+        else:
+            optimizer.load_state_dict(state)
+
     def checkpoint(self) -> Path | None:
-        """Save the run at this step (main process only); keep the newest ``train.keep_checkpoints``."""
+        """Save the run at this step (main process; under FSDP every rank first gathers its shards onto it); keep
+        the newest ``train.keep_checkpoints``."""
+        if not (self.dist.is_main or self.fsdp):
+            return None
+        extra = self.checkpoint_state()
         if not self.dist.is_main:
             return None
         state = {"kind": self.kind, **({"phase": self.phase} if self.phase is not None else {}), "version": 1,
-                 "step": self.step, "seed": self.seed, "config": asdict(self.run), **self.checkpoint_state(),
+                 "step": self.step, "seed": self.seed, "config": asdict(self.run), **extra,
                  "data": {"store": self.options.data, "heldout": self.heldout_ids}}
         path = save_checkpoint(self.out, self.step, state, keep=self.run.train.keep_checkpoints)
         self.report("checkpoint", {"path": str(path), "step": self.step})
@@ -280,11 +329,11 @@ class Trainer:
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.yaml").write_text(yaml.safe_dump(asdict(self.run), sort_keys=False))
-        parameters = list(self.model.parameters())
         self.report("start", {"step": self.step, "steps": self.steps, "device": str(self.device),
                               "resumed": self.resume_state is not None, "world_size": self.dist.world_size,
-                              "preset": self.run.preset, "parameters": sum(p.numel() for p in parameters),
-                              "trainable": sum(p.numel() for p in parameters if p.requires_grad),
+                              "fsdp": self.fsdp, **self._fsdp_note(), "preset": self.run.preset,
+                              "parameters": sum(p.numel() for p in self.model.parameters()),
+                              "trainable": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
                               "train_windows": len(self.train_set), "heldout_episodes": len(self.heldout_ids),
                               **self.describe()})
         last_saved = self.step if self.resume_state is not None else None
@@ -325,13 +374,27 @@ class Trainer:
             self.checkpoint()
         return {"step": self.step, **summary}
 
+    def _fsdp_note(self) -> dict[str, str]:
+        if self.run.train.fsdp and not self.dist.enabled:
+            return {"note": "train.fsdp: one process, nothing to shard; training unsharded (FSDP shards over the "
+                            "ranks of torchrun --nproc_per_node N)"}
+        return {}
+
     def _stop_requested(self, interrupt: dict) -> bool:
         """Every rank stops at the same step when any rank got Ctrl-C."""
         flag = torch.tensor([1.0 if interrupt["stop"] else 0.0])
         return bool(self.dist.mean(flag) > 0) if self.dist.enabled else interrupt["stop"]
 
     def close(self) -> None:
-        self.dist.close()
+        """Release the process group; the trainer is spent. Under FSDP it first drops and collects everything it
+        built: sharded modules, optimizers and their DTensors hold the group in reference cycles, and when those are
+        left to the collection at interpreter exit, freeing gloo's work objects then aborts the process (SIGABRT,
+        'terminate called without an active exception')."""
+        dist = self.dist
+        if self.fsdp:
+            vars(self).clear()
+            gc.collect()
+        dist.close()
 
     @classmethod
     def train(cls, options: TrainOptions, report: Report | None = None) -> dict:
