@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import zarr
 
 import makers
@@ -100,3 +101,13 @@ def breakout_store(tmp_path_factory) -> Path:
     report = ingest(source, str(root / "store"), IngestPlan(workers=0))
     assert not report.failed
     return root / "store"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module of small tensors (they run fastest on one, and 2 shared cores thrash with
+    more); restored after. Modules ask for it with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -11,13 +11,7 @@ from dreamer_model.agent.targets import incoming, shift_ahead
 from dreamer_model.errors import ModelError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread for this module's small tensors (2 shared cores thrash with more); restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 MINATAR = {"discrete": {"kind": "categorical", "size": 6, "names": ["noop", "left", "up", "right", "down", "fire"],
                         "dtype": "int64", "null_class": 0}}

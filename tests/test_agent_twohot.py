@@ -6,13 +6,7 @@ import torch
 from dreamer_model.agent.twohot import SymlogBins, symexp, symlog
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread for this module's small tensors (2 shared cores thrash with more); restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_symlog_symexp_invert_each_other():

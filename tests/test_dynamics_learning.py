@@ -15,12 +15,7 @@ from dynamics_toy import CELLS, D_Z, MOVES, N_ACTIONS, S_Z, batch, codebook, nea
 FIELDS = action_fields({"discrete": {"kind": "categorical", "size": N_ACTIONS}})
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def train(objective: str, steps: int, window: int, make_batch, bootstrap_fraction: float | None = 0.25,

@@ -36,12 +36,7 @@ TOKENIZER = TokenizerRun("tiny", TokenizerConfig(
     decoder=TransformerConfig(dim=16, depth=1, heads=2, kv_heads=1, head_dim=8, registers=1, time_window=2)))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 LABEL, SCALE, GAP = 14, 4, 4  # compose(): label strip height, nearest-neighbour scale, gap between panels

@@ -19,13 +19,7 @@ from dreamer_model.tokenizer import Tokenizer
 from test_agent_pipeline import cli, invoke, stage
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread for this module's small tensors (2 shared cores thrash with more); restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 BREAKOUT = EnvSettings("minatar", game="breakout", max_steps=300, size=(32, 32))
 

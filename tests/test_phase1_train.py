@@ -22,12 +22,7 @@ SMALL = ["dynamics.context=6", "dynamics.k_max=8", "train.batch=4", "train.log_e
          "dynamics.transformer.depth=2", "dynamics.transformer.time_every=2", "dynamics.transformer.registers=1"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,7 @@ from dreamer_model.train.phase2 import Phase2TrainOptions, train_phase2
 from test_agent_pipeline import invoke, metrics, stage
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread for this module's small tensors (2 shared cores thrash with more); restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SPACE = ActionSpace.from_manifest({"discrete": {"kind": "categorical", "size": 6}}, "test")
 FIELDS = [ActionField("discrete", "categorical", 6)]

@@ -7,13 +7,7 @@ from dreamer_model.agent.distributions import BoundedBeta, Categorical
 from dreamer_model.agent.pmpo import pmpo_loss
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread for this module's small tensors (2 shared cores thrash with more); restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_gradient_raises_log_prob_on_positive_and_lowers_it_on_negative_advantages():

@@ -17,13 +17,7 @@ from dreamer_model.errors import ModelError
 torch.manual_seed(0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny shapes run fastest on one thread (and do not fight other processes for cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 SPEC = action_fields({"discrete": {"kind": "categorical", "size": 3}})
 TINY = TransformerConfig(dim=32, depth=4, heads=4, kv_heads=2, head_dim=8, registers=2, time_every=2, time_window=6)
 CFG = DynamicsConfig(latent_tokens=4, latent_dim=8, context=6, k_max=8, transformer=TINY)

@@ -15,13 +15,7 @@ from dreamer_model.dynamics.shortcut import (ShortcutForcingLoss, bootstrap_loss
 torch.manual_seed(0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny shapes run fastest on one thread (and do not fight other processes for cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def known_f(z: torch.Tensor, tau: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
