@@ -93,8 +93,8 @@ class TrainConfig:
     eval_windows: int = 32
     workers: int = 0  # DataLoader worker processes
     threads: int = 0  # torch intra-op CPU threads (0: torch's default); 1 avoids OpenMP spin-waits on a busy CPU
-    bf16: bool = True  # autocast to bfloat16 on CUDA (ignored on CPU)
-    compile: bool = False  # torch.compile the model (CUDA only)
+    bf16: bool = True  # transformers under bfloat16 autocast on CUDA and on CPUs with native bf16 (train/precision.py)
+    compile: bool = False  # torch.compile the model (CPU or CUDA; pays off only once its compile time is amortised)
     fsdp: bool = False  # under torchrun: shard parameters, gradients and optimizer state over the ranks
     # (FSDP2, train/fsdp.py) instead of DDP, for models that do not fit one device; one process: no-op
 

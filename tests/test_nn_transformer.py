@@ -7,18 +7,10 @@ import torch
 
 from dreamer_model.configs import TransformerConfig
 from dreamer_model.nn import BlockCausalTransformer, TokenGroup, TokenLayout
+from dreamer_model.nn.transformer import use_bf16
 
 torch.manual_seed(0)
 SMALL = TransformerConfig(dim=32, depth=4, heads=4, kv_heads=2, head_dim=8, registers=2, time_every=2)
-
-
-@pytest.fixture
-def single_thread():
-    """Learning tests run one torch thread: on a shared CPU, OpenMP threads spin-wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def layout_with_agent() -> TokenLayout:
@@ -90,7 +82,7 @@ def test_cached_steps_equal_the_full_sequence(window, chunks):
         assert cache.keys[0].shape[2] == window - 1
 
 
-def test_learns_to_copy_the_previous_step(single_thread):
+def test_learns_to_copy_the_previous_step(one_thread):
     """A toy task only the temporal layer can solve: classify at step t the symbol seen at step t − 1."""
     torch.manual_seed(0)
     cfg = TransformerConfig(dim=32, depth=2, heads=4, kv_heads=2, head_dim=8, registers=0, time_every=2)
@@ -110,3 +102,27 @@ def test_learns_to_copy_the_previous_step(single_thread):
     with torch.no_grad():
         final = float(loss_of(torch.randint(0, 8, (64, 6, 2))))
     assert final < 0.1 * torch.log(torch.tensor(8.0)), final  # chance level is ln 8
+
+
+@pytest.mark.parametrize("soft_cap", [50.0, None])
+def test_bf16_runs_the_layers_in_bfloat16_and_returns_float32(soft_cap):
+    """``use_bf16``: the matmuls round to bf16 (the output moves, by far less than bf16's 0.4 % relative precision
+    because the float32 residual stream carries most of it), the output and the gradients stay float32, and the
+    K/V cache still gives the full sequence's outputs."""
+    model = BlockCausalTransformer(replace(SMALL, soft_cap=soft_cap), layout_with_agent())
+    parts = random_parts()
+    reference = model(parts)["latent"]
+    use_bf16(model, True)
+    out = model(parts)["latent"]
+    assert out.dtype == torch.float32
+    error = ((out - reference).norm() / reference.norm()).detach()
+    assert 1e-6 < float(error) < 1e-2  # rounded to bf16 (float32 repeats itself exactly), yet the same function
+    out.square().mean().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
+    with torch.no_grad():
+        cache = model.init_cache()
+        steps = [model({k: v[:, t:t + 1] for k, v in parts.items()}, cache, update_cache=True)["latent"]
+                 for t in range(parts["latent"].shape[1])]
+        torch.testing.assert_close(torch.cat(steps, dim=1), model(parts)["latent"], rtol=0.05, atol=0.05)
+    use_bf16(model, False)
+    torch.testing.assert_close(model(parts)["latent"], reference)

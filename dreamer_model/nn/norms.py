@@ -15,4 +15,6 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+        # The gain in x's dtype: under bf16 autocast the QK-norm sees bf16 q, k, and a float32 gain would
+        # keep rms_norm off its fused kernel (which accumulates in float32 either way).
+        return nn.functional.rms_norm(x, (x.shape[-1],), self.weight.to(x.dtype), self.eps)

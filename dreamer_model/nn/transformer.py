@@ -8,6 +8,10 @@ a later step, so the stack is block-causal in time.
 
 Learned register tokens: if the layout has a group named ``register``, the transformer owns them
 (one learned vector per register slot, the same at every step) and fills them in itself.
+
+Precision: with ``bf16`` set (``use_bf16``; the trainers set it from ``train.bf16``) the layers run under
+bfloat16 autocast: matmuls and attention in bf16, the residual stream, norms' statistics and the output in
+float32, so the heads, losses and every caller outside the stack see float32 whatever the setting.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class BlockCausalTransformer(nn.Module):
         self.register_buffer("space_mask", None if bool(mask.all()) else mask, persistent=False)  # (S, S)
         self.registers = nn.Parameter(torch.randn(cfg.registers, cfg.dim) * 0.02) if REGISTER in layout else None
         self.norm = RMSNorm(cfg.dim)
+        self.bf16 = False  # run the layers under bfloat16 autocast (a runtime choice, not saved with the weights)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -79,19 +84,27 @@ class BlockCausalTransformer(nn.Module):
         steps = torch.arange(first, first + t, device=x.device)  # absolute time index of each step
         time_cos, time_sin = self.time_rope(steps)  # (T, d_h/2)
         window = self.cfg.time_window
-        for i, layer in enumerate(self.layers):
-            if layer.axis == "space":
-                x, _ = layer(x, space_cos, space_sin, space_mask)
-                continue
-            slot = self.time_layers.index(i)
-            past = cache.past(slot) if cache is not None else None
-            if past is None and (window is None or t <= window):
-                x, kv = layer(x, time_cos, time_sin, None, is_causal=True)
-            else:
-                key_steps = torch.cat((cache.past_steps(slot, x.device), steps)) if past is not None else steps
-                x, kv = layer(x, time_cos, time_sin, time_mask(steps, key_steps, window), past)
-            if cache is not None and update_cache:
-                cache.append(slot, *kv)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            for i, layer in enumerate(self.layers):
+                if layer.axis == "space":
+                    x, _ = layer(x, space_cos, space_sin, space_mask)
+                    continue
+                slot = self.time_layers.index(i)
+                past = cache.past(slot) if cache is not None else None
+                if past is None and (window is None or t <= window):
+                    x, kv = layer(x, time_cos, time_sin, None, is_causal=True)
+                else:
+                    key_steps = torch.cat((cache.past_steps(slot, x.device), steps)) if past is not None else steps
+                    x, kv = layer(x, time_cos, time_sin, time_mask(steps, key_steps, window), past)
+                if cache is not None and update_cache:
+                    cache.append(slot, *kv)
         if cache is not None and update_cache:
             cache.advance(t)
-        return self.norm(x)
+        return self.norm(x.float())
+
+
+def use_bf16(module: nn.Module, enabled: bool) -> None:
+    """Run every block-causal transformer inside ``module`` under bfloat16 autocast (or not)."""
+    for part in module.modules():
+        if isinstance(part, BlockCausalTransformer):
+            part.bf16 = enabled

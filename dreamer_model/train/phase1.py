@@ -113,12 +113,10 @@ class Phase1Trainer(Trainer):
         latents, action_in, has_action_in = self._inputs(batch)
 
         def student(z, tau, d):
-            with self.autocast:
-                return self.net(z, tau, d, action_in, has_action_in).x_pred
+            return self.net(z, tau, d, action_in, has_action_in).x_pred
 
         def teacher(z, tau, d):  # called under stop-gradient by the loss (eq. 7 bootstrap)
-            with self.autocast:
-                return self.model(z, tau, d, action_in, has_action_in).x_pred
+            return self.model(z, tau, d, action_in, has_action_in).x_pred
 
         self.schedule(self.optimizer)
         loss, metrics = self.loss_fn(student, latents, step_generator(self.seed, self.step), teacher=teacher,
@@ -135,16 +133,14 @@ class Phase1Trainer(Trainer):
         latents, action_in, has_action_in = self._inputs(self.eval_batch)
 
         def predict(z, tau, d):
-            with self.autocast:
-                return self.model(z, tau, d, action_in, has_action_in).x_pred
+            return self.model(z, tau, d, action_in, has_action_in).x_pred
 
         _, loss_metrics = self.loss_fn(predict, latents, torch.Generator().manual_seed(self.seed + 1))
         metrics = {key: loss_metrics[key] for key in ("flow", "bootstrap", "x_mse") if key in loss_metrics}
         context = latents.shape[1] // 2
         horizon = latents.shape[1] - context
-        with self.autocast:
-            predicted = Sampler(self.model).generate(latents[:, :context], action_in, has_action_in, horizon,
-                                                     torch.Generator().manual_seed(self.seed + 2))
+        predicted = Sampler(self.model).generate(latents[:, :context], action_in, has_action_in, horizon,
+                                                 torch.Generator().manual_seed(self.seed + 2))
         error = ((predicted.float() - latents[:, context:]) ** 2).mean(dim=(0, 2, 3))  # (H,) per step ahead
         copy = ((latents[:, context - 1:context] - latents[:, context:]) ** 2).mean(dim=(0, 2, 3))
         metrics.update({"rollout_mse_1": float(error[0]), f"rollout_mse_{horizon}": float(error[-1]),

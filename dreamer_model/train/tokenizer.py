@@ -98,8 +98,7 @@ class TokenizerTrainer(Trainer):
         generator = step_generator(self.seed, self.step)
         drop = self.shard.draw(lambda shape: self.model.sample_drop(*shape, generator), (b, t)).to(self.device)
         self.schedule(self.optimizer)
-        with self.autocast:
-            recon, _ = self.net(frames, drop)
+        recon, _ = self.net(frames, drop)
         loss, metrics = self.loss_fn(recon.float(), frames.float() / 255.0, reduce=self.dist.mean)
         self.update(self.optimizer, loss, self.trained, metrics)
         metrics["lr"] = self.optimizer.param_groups[0]["lr"]
@@ -120,9 +119,8 @@ class TokenizerTrainer(Trainer):
             frames = chunk.to(self.device)
             target = frames.float() / 255.0
             drop = self.model.sample_drop(*frames.shape[:2], generator).to(self.device)
-            with self.autocast:
-                full, _ = self.model(frames)
-                masked, _ = self.model(frames, drop)
+            full, _ = self.model(frames)
+            masked, _ = self.model(frames, drop)
             mse_full.append(((full.float() - target) ** 2).mean(dim=(2, 3, 4)).flatten())  # per frame
             mse_masked.append(((masked.float() - target) ** 2).mean(dim=(2, 3, 4)).flatten())
             if objects is not None:

@@ -31,7 +31,7 @@ import gc
 import math
 import signal
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -48,10 +48,12 @@ from dreamer_data.loaders import EpisodeSplit, WindowSampler
 from ..checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from ..configs import TrainConfig
 from ..errors import ModelError
+from ..nn.transformer import use_bf16
 from ..shards import Shard
 from .distributed import Distributed, init_distributed, set_threads
 from .fsdp import full_model_state, full_optimizer_state, load_model_state, load_optimizer_state, shard
 from .logging import RunLog
+from .precision import bf16_wins
 
 Report = Callable[[str, dict], None]
 
@@ -158,14 +160,14 @@ class Trainer:
         self.fsdp = self.run.train.fsdp and self.dist.enabled
         set_threads(self.run.train.threads)
         self.build()
+        self.bf16 = self.run.train.bf16 and bf16_wins(self.device)
+        use_bf16(self.model, self.bf16)
         self.net = self.distribute(self.model)
         self.build_optimizers()  # after sharding: FSDP's parameters are DTensors
         self.step = 0
         if self.resume_state is not None:
             self.load_state(self.resume_state)
             self.step = int(self.resume_state["step"])
-        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                         if self.run.train.bf16 and self.device.type == "cuda" else nullcontext())
         self.log = RunLog(self.out, enabled=self.dist.is_main)
 
     # ---------------------------------------------------------------------------------------- stage hooks
@@ -256,14 +258,14 @@ class Trainer:
 
     def distribute(self, module: torch.nn.Module) -> torch.nn.Module:
         """``module`` as the training step calls it: sharded in place (FSDP) or DDP-wrapped across ranks,
-        compiled when asked (CUDA)."""
+        compiled when asked (``train.compile``, CPU or CUDA)."""
         net = module
         if self.fsdp:
             shard(module, self.fsdp_roots(), self.device)
         elif self.dist.enabled and self.wrap_ddp:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             net = DistributedDataParallel(module, device_ids=device_ids)
-        if self.run.train.compile and self.device.type == "cuda":
+        if self.run.train.compile:
             net = torch.compile(net)
         return net
 
@@ -331,7 +333,9 @@ class Trainer:
             (self.out / "config.yaml").write_text(yaml.safe_dump(asdict(self.run), sort_keys=False))
         self.report("start", {"step": self.step, "steps": self.steps, "device": str(self.device),
                               "resumed": self.resume_state is not None, "world_size": self.dist.world_size,
-                              "fsdp": self.fsdp, **self._fsdp_note(), "preset": self.run.preset,
+                              "fsdp": self.fsdp, **self._fsdp_note(), "bf16": self.bf16,
+                              "compile": self.run.train.compile, "threads": torch.get_num_threads(),
+                              "preset": self.run.preset,
                               "parameters": sum(p.numel() for p in self.model.parameters()),
                               "trainable": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
                               "train_windows": len(self.train_set), "heldout_episodes": len(self.heldout_ids),
