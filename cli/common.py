@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 from typing import Callable
 
 import typer
@@ -65,6 +66,18 @@ def progress_bar(transient: bool = False) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                     console=stderr, transient=transient)
+
+
+class Rate:
+    """Per second since the first reading: what this run did, not what an earlier run left."""
+
+    def __init__(self) -> None:
+        self.first: tuple[float, float] | None = None
+
+    def __call__(self, count: float) -> float:
+        now = time.monotonic()
+        self.first = self.first or (now, count)
+        return (count - self.first[1]) / (now - self.first[0]) if now > self.first[0] else 0.0
 
 
 def print_version(show: bool) -> None:
