@@ -9,6 +9,7 @@ from typing import Callable
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from dreamer_data.errors import DreamerDataError
@@ -44,7 +45,7 @@ def report_errors(program: str) -> Callable:
             except DreamerDataError as error:
                 if debug:
                     raise
-                stderr.print(f"[red]{program}: error:[/] {error}", highlight=False, soft_wrap=True)
+                stderr.print(f"[red]{program}: error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
                 sys.exit(EXIT_USAGE)
             except KeyboardInterrupt:
                 stderr.print(f"[yellow]{program}: interrupted[/]; finished work is saved, rerun the same "
@@ -53,8 +54,8 @@ def report_errors(program: str) -> Callable:
             except Exception as error:  # anything else (a missing fsspec backend, a library error): still one line
                 if debug:
                     raise
-                stderr.print(f"[red]{program}: error:[/] {type(error).__name__}: {error} (rerun with --debug "
-                             f"for a traceback)", highlight=False, soft_wrap=True)
+                stderr.print(f"[red]{program}: error:[/] {type(error).__name__}: {escape(str(error))} (rerun with "
+                             f"--debug for a traceback)", highlight=False, soft_wrap=True)
                 sys.exit(EXIT_USAGE)
 
         return run

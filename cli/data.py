@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dreamer_data.cluster.ingest import ingest_on_ray
+from dreamer_data.cluster.session import import_ray
 from dreamer_data.errors import DreamerDataError
 from dreamer_data.ingest import IngestPlan, IngestProgress, ingest
 from dreamer_data.collect.minatar_render import DEFAULT_PALETTE, PALETTES
@@ -95,8 +96,10 @@ def ingest_command(
 
     if palette not in PALETTES:
         raise DreamerDataError(f"--palette must be one of {', '.join(PALETTES)}, got {palette!r}")
-    if ray and workers == 0:
-        raise DreamerDataError("--workers 0 decodes in this process; with --ray give the tasks to run at once (>= 1)")
+    if ray:
+        import_ray()  # one line saying how to install it, before anything starts
+        if workers == 0:
+            raise DreamerDataError("--workers 0 decodes in this process; with --ray give the tasks to run at once")
 
     def pick(flag, recipe_value, default):
         return flag if flag is not None else (recipe_value if recipe else default)

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from dreamer_data.cluster.session import import_ray
 from dreamer_data.cluster.tokenize import tokenize_on_ray
 from dreamer_data.errors import DreamerDataError
 from dreamer_data.tokenize import DEFAULT_BATCH_FRAMES, tokenize_store
@@ -37,6 +38,8 @@ def tokenize_command(
 
     if not ray and (workers or gpus_per_worker):
         raise DreamerDataError("--workers and --gpus-per-worker choose Ray workers: add --ray [ADDRESS]")
+    if ray:
+        import_ray()  # one line saying how to install it, before the checkpoint loads
     if ray and device != "auto":
         raise DreamerDataError("with --ray each worker's device follows --gpus-per-worker (cuda when > 0); "
                                "leave --device at auto")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Iterator
@@ -36,17 +37,31 @@ def ray_session(address: str, num_cpus: int | None = None) -> Iterator[ModuleTyp
         yield ray
         return
     logging.getLogger("ray").setLevel(logging.ERROR)  # start-up notes would break the one live progress view
-    start_local = address == LOCAL and not os.environ.get("RAY_ADDRESS")
+    joined = os.environ.get("RAY_ADDRESS") if address == LOCAL else address
+    if joined:
+        _check_reachable(joined)
     try:
-        ray.init(address=None if address == LOCAL else address, num_cpus=num_cpus if start_local else None,
+        ray.init(address=None if address == LOCAL else address, num_cpus=None if joined else num_cpus,
                  include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, ValueError, RuntimeError) as error:
-        where = "a local Ray instance" if start_local else f"the Ray cluster at {os.environ['RAY_ADDRESS'] if address == LOCAL else address}"
+        where = f"the Ray cluster at {joined}" if joined else "a local Ray instance"
         raise DreamerDataError(f"--ray: cannot start or join {where}: {error}") from None
     try:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Refuse a HOST:PORT nothing answers on at once (Ray itself retries it for minutes, printing as it goes)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and other forms Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise DreamerDataError(f"--ray {address}: no Ray cluster answers there ({error.strerror or error}); "
+                               f"start one (ray start --head) or give its address") from None
 
 
 def cluster_cpus(ray: ModuleType) -> int:

@@ -86,9 +86,10 @@ def _check_weights(ray: ModuleType, actors: list, checkpoint_hash: str) -> None:
         hashes = ray.get([actor.checkpoint_hash.remote() for actor in actors])
     except ray.exceptions.RayError as error:
         raise DreamerDataError(f"a Ray worker could not build the tokenizer: {_one_line(error)}") from None
-    if any(found != checkpoint_hash for found in hashes):
-        raise DreamerDataError(f"a Ray worker loaded tokenizer weights {next(h for h in hashes if h != checkpoint_hash)}"
-                               f", not {checkpoint_hash}: the checkpoint changed during the run; rerun")
+    other = next((found for found in hashes if found != checkpoint_hash), None)
+    if other is not None:
+        raise DreamerDataError(f"a Ray worker loaded tokenizer weights {other}, not {checkpoint_hash}: the checkpoint "
+                               f"changed during the run; rerun")
 
 
 def _latents(ray: ModuleType, object_ref: Any, episode: dict) -> np.ndarray:
