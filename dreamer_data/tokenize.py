@@ -15,6 +15,7 @@ one saved at the end. The manifest lists the field (with its checksums, so ``ver
 ``latents`` entry with the version, path, checkpoint hash and latent shape) only once every row is
 written. Replacing latents of another checkpoint (``overwrite``) never touches the published array:
 readers opened before the swap keep reading it, never a mix; the swap removes older versions.
+Encoding may run elsewhere (``encode``: Ray workers in ``cluster/tokenize.py``); writing is always here.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def check_fits(reader: StoreReader, encoder: FrameEncoder) -> None:
                          f"{height}x{width} frames")
 
 
-def episode_latents(encoder: FrameEncoder, frames, episode: dict, batch_frames: int, latent_shape: tuple[int, ...],
+def episode_latents(encoder: FrameEncoder, frames: zarr.Array, episode: dict, batch_frames: int, latent_shape: tuple[int, ...],
                     where: str) -> Iterator[np.ndarray]:
     """One episode's latents batch by batch from a reset encoder: float16, their shape and finiteness checked."""
     encoder.reset()
@@ -115,7 +116,8 @@ def episode_latents(encoder: FrameEncoder, frames, episode: dict, batch_frames: 
 
 def encode_here(encoder: FrameEncoder) -> EncodeEpisodes:
     """Episodes encoded one after another in this process."""
-    def run(reader: StoreReader, episodes: list[dict], batch_frames: int, latent_shape: tuple[int, ...]):
+    def run(reader: StoreReader, episodes: list[dict], batch_frames: int,
+            latent_shape: tuple[int, ...]) -> Iterator[tuple[dict, Iterable[np.ndarray]]]:
         frames = reader.array(FRAMES)
         for episode in episodes:
             yield episode, episode_latents(encoder, frames, episode, batch_frames, latent_shape, reader.location.root)
