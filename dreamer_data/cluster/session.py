@@ -41,7 +41,7 @@ def ray_session(address: str, num_cpus: int | None = None) -> Iterator[ModuleTyp
     if joined:
         _check_reachable(joined)
     try:
-        ray.init(address=None if address == LOCAL else address, num_cpus=None if joined else num_cpus,
+        ray.init(address=joined or "local", num_cpus=None if joined else num_cpus,  # "local": always a new one
                  include_dashboard=False, log_to_driver=False, configure_logging=False)
     except (ConnectionError, ValueError, RuntimeError) as error:
         where = f"the Ray cluster at {joined}" if joined else "a local Ray instance"
