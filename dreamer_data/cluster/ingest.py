@@ -142,8 +142,8 @@ def ingest_on_ray(source: Source, out: str, plan: IngestPlan, address: str, prog
                   cpus_per_task: int = 1) -> IngestReport:
     """``ingest`` with Ray tasks decoding; ``plan.workers`` tasks at once (0: one per CPU of the cluster).
 
-    ``source`` and ``out`` must name places every node reaches (absolute paths on a shared file system,
-    or URLs); the staging folder and the writer lock are this process's."""
+    ``source`` must name a place every node reads (an absolute path on a shared file system, or URLs);
+    the store at ``out``, its staging folder and its writer lock are this process's alone."""
     if source.src.startswith("memory://"):
         raise DreamerDataError(f"{source.src}: a memory:// source lives in this process only; ingest it without --ray")
     local_cpus = plan.workers * cpus_per_task or None
