@@ -58,19 +58,21 @@ def native_src(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def test_ray_ingest_is_the_one_machine_store(ray_address, vpt_src, tmp_path):
-    plain = invoke("ingest", "vpt", vpt_src, "--out", tmp_path / "plain", *SMALL_FLAGS, "--workers", "2")
-    on_ray = invoke("ingest", "vpt", vpt_src, "--out", tmp_path / "ray", *SMALL_FLAGS, "--ray")  # bare --ray, last
+    flags = [*SMALL_FLAGS, "--format", "both", "--clip-length", "8"]  # webdataset shards too
+    plain = invoke("ingest", "vpt", vpt_src, "--out", tmp_path / "plain", *flags, "--workers", "2")
+    on_ray = invoke("ingest", "vpt", vpt_src, "--out", tmp_path / "ray", *flags, "--ray")  # bare --ray, last
     assert (plain.exit_code, on_ray.exit_code) == (1, 1), on_ray.output  # the broken episode, listed by both
     assert "failed: " in on_ray.output and "ep5_broken.mp4" in on_ray.output and "Traceback" not in on_ray.output
     assert_same_store(tmp_path / "plain", tmp_path / "ray")
     manifest, reference = read_manifest(tmp_path / "ray"), read_manifest(tmp_path / "plain")
     assert manifest["failed"] == reference["failed"] and [f["id"] for f in manifest["failed"]] == ["ep5_broken"]
+    assert manifest["wds"]["shards"] and manifest["wds"] == reference["wds"]  # shard names, sizes, checksums
     assert {k: v for k, v in manifest.items() if k != "created_at"} == \
         {k: v for k, v in reference.items() if k != "created_at"}
     assert verify_store(str(tmp_path / "ray")) == []
     assert leftovers(tmp_path / "ray") == []
 
-    again = invoke("ingest", "vpt", vpt_src, "--out", tmp_path / "ray", "--ray", "--workers", "1", *SMALL_FLAGS)
+    again = invoke("ingest", "vpt", vpt_src, "--out", tmp_path / "ray", "--ray", "--workers", "1", *flags)
     assert again.exit_code == 1 and "0 episodes ingested (0 frames), 5 already there, 1 failed" in again.output
     assert_same_store(tmp_path / "plain", tmp_path / "ray")
 
