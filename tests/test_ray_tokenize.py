@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
+import threading
+import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import zarr
 from typer.testing import CliRunner
@@ -14,6 +19,7 @@ from typer.testing import CliRunner
 from checkpoint_pipeline import build_store
 from cli.data import app
 from conftest import read_manifest
+from dreamer_data.cluster.tokenize import tokenize_on_ray
 from dreamer_data.store.location import StoreLocation
 from dreamer_data.store.verify import verify_store
 from dreamer_data.tokenize import PROGRESS_FILE, tokenize_store
@@ -82,6 +88,35 @@ def test_an_interrupted_tokenize_resumes_on_ray(ray_address, store_and_checkpoin
     np.testing.assert_array_equal(latents_of(interrupted), latents_of(clean))
     assert published_entry(interrupted) == published_entry(clean)
     assert verify_store(interrupted) == []
+
+
+def test_a_killed_encoder_worker_is_restarted_and_its_episode_retried(ray_address, store_and_checkpoint, tmp_path):
+    store, ckpt = store_and_checkpoint
+    clean = copy_of(store, tmp_path / "clean")
+    tokenize_store(clean, TokenizerFrameEncoder.from_checkpoint(ckpt, device="cpu"), batch_frames=1)
+    target = copy_of(store, tmp_path / "store")
+    make = partial(TokenizerFrameEncoder.from_checkpoint, str(ckpt), device="cpu")
+    outcome: dict = {}
+    run = threading.Thread(target=lambda: outcome.update(report=tokenize_on_ray(
+        target, make(), make, ray_address, workers=2, batch_frames=1)))  # one frame per pass: episodes take a while
+    run.start()
+    killed = None
+    while killed is None and run.is_alive():
+        for process in psutil.Process().children(recursive=True):
+            try:
+                if process.cmdline()[:1] == ["ray::EncoderWorker.encode"]:  # an actor encoding an episode now
+                    process.send_signal(signal.SIGKILL)
+                    killed = process
+                    break
+            except psutil.Error:
+                pass
+        time.sleep(0.002)
+    run.join(timeout=120)
+    assert killed is not None, "no encoder was seen encoding"
+    assert psutil.wait_procs([killed], timeout=10)[1] == []
+    assert outcome["report"].episodes == 5
+    np.testing.assert_array_equal(latents_of(target), latents_of(clean))
+    assert verify_store(target) == []
 
 
 def test_ray_flags_without_ray(monkeypatch, store_and_checkpoint, tmp_path):
