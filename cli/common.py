@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 from typing import Callable
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from dreamer_data.errors import DreamerDataError
@@ -43,7 +45,7 @@ def report_errors(program: str) -> Callable:
             except DreamerDataError as error:
                 if debug:
                     raise
-                stderr.print(f"[red]{program}: error:[/] {error}", highlight=False, soft_wrap=True)
+                stderr.print(f"[red]{program}: error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
                 sys.exit(EXIT_USAGE)
             except KeyboardInterrupt:
                 stderr.print(f"[yellow]{program}: interrupted[/]; finished work is saved, rerun the same "
@@ -52,8 +54,8 @@ def report_errors(program: str) -> Callable:
             except Exception as error:  # anything else (a missing fsspec backend, a library error): still one line
                 if debug:
                     raise
-                stderr.print(f"[red]{program}: error:[/] {type(error).__name__}: {error} (rerun with --debug "
-                             f"for a traceback)", highlight=False, soft_wrap=True)
+                stderr.print(f"[red]{program}: error:[/] {type(error).__name__}: {escape(str(error))} (rerun with "
+                             f"--debug for a traceback)", highlight=False, soft_wrap=True)
                 sys.exit(EXIT_USAGE)
 
         return run
@@ -65,6 +67,18 @@ def progress_bar(transient: bool = False) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                     console=stderr, transient=transient)
+
+
+class Rate:
+    """Per second since the first reading: what this run did, not what an earlier run left."""
+
+    def __init__(self) -> None:
+        self.first: tuple[float, float] | None = None
+
+    def __call__(self, count: float) -> float:
+        now = time.monotonic()
+        self.first = self.first or (now, count)
+        return (count - self.first[1]) / (now - self.first[0]) if now > self.first[0] else 0.0
 
 
 def print_version(show: bool) -> None:

@@ -11,6 +11,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from dreamer_data.cluster.ingest import ingest_on_ray
+from dreamer_data.cluster.session import import_ray
 from dreamer_data.errors import DreamerDataError
 from dreamer_data.ingest import IngestPlan, IngestProgress, ingest
 from dreamer_data.collect.minatar_render import DEFAULT_PALETTE, PALETTES
@@ -23,11 +25,12 @@ from dreamer_data.store.summary import summarize
 from dreamer_data.store.verify import verify_store
 from dreamer_data.store.wds import DEFAULT_CLIP_LENGTH
 
+from .cluster import RAY, RayGroup
 from .collect import collect_command
-from .common import EXIT_FAILED_EPISODES, VERSION, console, progress_bar, report_errors, stderr
+from .common import EXIT_FAILED_EPISODES, VERSION, Rate, console, progress_bar, report_errors, stderr
 from .tokenize import tokenize_command
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(cls=RayGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Turn raw gameplay episodes into verified zarr / webdataset training stores.")
 stdout = console()
 
@@ -64,7 +67,8 @@ def ingest_command(
     out: str = typer.Option(..., "--out", help="Store to write (local dir or fsspec URL); rerun to resume."),
     manifest: Optional[str] = typer.Option(None, "--manifest", help="Dataset recipe (manifests/*.json)."),
     resolution: Optional[str] = typer.Option(None, help="Stored frame size HxW, e.g. 64x64 (area resize)."),
-    workers: int = typer.Option(1, min=0, help="Decoding processes (0: decode in this process)."),
+    workers: Optional[int] = typer.Option(None, min=0, help="Decoding processes (default 1; 0: decode in this "
+                                          "process; with --ray: tasks at once, default one per cluster CPU)."),
     threads: int = typer.Option(1, min=1, help="Decoder threads per worker."),
     part: str = typer.Option("0/1", help="Take slice I of N of the episodes (SLURM/K8s array jobs)."),
     limit: Optional[int] = typer.Option(None, min=1, help="Only the first N episodes of the source order."),
@@ -79,6 +83,7 @@ def ingest_command(
                                                     "(lerobot: observation.images.<name>)."),
     palette: str = typer.Option(DEFAULT_PALETTE, help=f"MinAtar: colours the grid is drawn in ({', '.join(PALETTES)}; "
                                                       "cubehelix is MinAtar's own display)."),
+    ray: Optional[str] = RAY,
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
     """Ingest raw episodes into a store (resumable; failed episodes are listed and exit status is 1)."""
@@ -91,6 +96,10 @@ def ingest_command(
 
     if palette not in PALETTES:
         raise DreamerDataError(f"--palette must be one of {', '.join(PALETTES)}, got {palette!r}")
+    if ray:
+        import_ray()  # one line saying how to install it, before anything starts
+        if workers == 0:
+            raise DreamerDataError("--workers 0 decodes in this process; with --ray give the tasks to run at once")
 
     def pick(flag, recipe_value, default):
         return flag if flag is not None else (recipe_value if recipe else default)
@@ -105,7 +114,8 @@ def ingest_command(
         palette=palette,
     )
     store_format = (format.value if format else (recipe.format if recipe else "zarr"))
-    plan = IngestPlan(part=parse_part(part), limit=pick(limit, recipe and recipe.limit, None), workers=workers,
+    plan = IngestPlan(part=parse_part(part), limit=pick(limit, recipe and recipe.limit, None),
+                      workers=workers if workers is not None else 0 if ray else 1,
                       compression_level=compression_level, staging=staging,
                       recipe=recipe.raw if recipe else None,
                       clip_length=pick(clip_length, recipe and recipe.clip_length, DEFAULT_CLIP_LENGTH)
@@ -113,15 +123,20 @@ def ingest_command(
     source = source_class(kind.value)(src, options)
 
     with progress_bar() as bar:
-        task = bar.add_task(f"ingest {kind.value}", total=None, detail="listing episodes")
+        task = bar.add_task(f"ingest {kind.value}{' on ray' if ray else ''}", total=None, detail="listing episodes")
+        rate = Rate()
 
         def progress(event: IngestProgress) -> None:
-            bar.update(task, completed=event.done, total=event.total, detail=f"{event.frames} frames")
+            bar.update(task, completed=event.done, total=event.total,
+                       detail=f"{event.frames} frames, {rate(event.frames):.0f} frames/s")
             if event.failure:
                 bar.console.print(f"failed: {event.failure['file']}: {event.failure['reason']}",
                                   highlight=False, soft_wrap=True, markup=False)
 
-        report = ingest(source, out, plan, progress=progress)
+        if ray:
+            report = ingest_on_ray(source, out, plan, ray, progress=progress, cpus_per_task=threads)
+        else:
+            report = ingest(source, out, plan, progress=progress)
 
     stderr.print(f"{out}: {report.ingested} episodes ingested ({report.frames} frames), {report.skipped} already "
                  f"there, {len(report.failed)} failed", highlight=False)

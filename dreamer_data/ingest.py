@@ -65,6 +65,9 @@ class IngestProgress:
 
 
 Progress = Callable[[IngestProgress], None]
+Finished = Callable[[EpisodeRef, tuple[str | None, str | None]], None]  # (failed file, reason) or (None, None)
+# Stages ``todo`` (source, todo, source index by id, staging root, workers) and calls ``finished`` in list order.
+Stager = Callable[[Source, list[EpisodeRef], dict[str, int], Path, int, Finished], None]
 
 
 def select_episodes(refs: list[EpisodeRef], plan: IngestPlan) -> list[EpisodeRef]:
@@ -132,8 +135,12 @@ def build_manifest_template(source: Source, plan: IngestPlan) -> dict:
     )
 
 
-def ingest(source: Source, out: str, plan: IngestPlan, progress: Progress | None = None) -> IngestReport:
-    """Write (or resume) the store at ``out`` from ``source``; returns what happened."""
+def ingest(source: Source, out: str, plan: IngestPlan, progress: Progress | None = None,
+           stager: Stager | None = None) -> IngestReport:
+    """Write (or resume) the store at ``out`` from ``source``; returns what happened.
+
+    ``stager`` decodes episodes into the staging root (default: ``plan.workers`` local processes;
+    ``cluster.ingest`` passes Ray tasks); whoever stages, this process alone commits."""
     progress = progress or (lambda event: None)
     location = StoreLocation(out)
     all_refs = source.list_episodes()
@@ -178,7 +185,7 @@ def ingest(source: Source, out: str, plan: IngestPlan, progress: Progress | None
                 if other != root and other.is_dir() and not other.is_symlink():
                     shutil.rmtree(other, ignore_errors=True)
         progress(IngestProgress(report.skipped, report.planned, writer.total))
-        _run_in_order(source, todo, source_index, root, plan.workers, finished)
+        (stager or _run_in_order)(source, todo, source_index, root, plan.workers, finished)
         if plan.clip_length:  # still under the writer lock: no other writer between the episodes and shards
             writer.flush()
             writer.update(wds=add_shards_locked(location, plan.clip_length))
@@ -214,7 +221,7 @@ def _children_leave_ctrl_c_to_us() -> Iterator[None]:
 
 
 def _run_in_order(source: Source, todo: list[EpisodeRef], source_index: dict[str, int], root: Path, workers: int,
-                  finished: Callable[[EpisodeRef, tuple[str | None, str | None]], None]) -> None:
+                  finished: Finished) -> None:
     """Stage episodes on ``workers`` processes; hand them to ``finished`` strictly in list order.
 
     Even one worker is a separate process, so decoding overlaps the committer's compression;

@@ -15,6 +15,7 @@ one saved at the end. The manifest lists the field (with its checksums, so ``ver
 ``latents`` entry with the version, path, checkpoint hash and latent shape) only once every row is
 written. Replacing latents of another checkpoint (``overwrite``) never touches the published array:
 readers opened before the swap keep reading it, never a mix; the swap removes older versions.
+Encoding may run elsewhere (``encode``: Ray workers in ``cluster/tokenize.py``); writing is always here.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 import zarr
@@ -60,6 +61,11 @@ class FrameEncoder(Protocol):
         """(n, H, W, C) uint8, consecutive frames of one episode → (n, S_z, D_z) float latents."""
 
 
+# Encodes episodes (entries of the manifest) of a store; yields each with its float16 latents in row order.
+# Episodes may come back in any order; the one writer (``tokenize_store``) writes them. Default: ``encode_here``.
+EncodeEpisodes = Callable[[StoreReader, list[dict], int, tuple[int, ...]], Iterator[tuple[dict, Iterable[np.ndarray]]]]
+
+
 @dataclass
 class TokenizeReport:
     episodes: int  # episodes encoded by this run
@@ -91,6 +97,40 @@ def check_fits(reader: StoreReader, encoder: FrameEncoder) -> None:
                          f"{height}x{width} frames")
 
 
+def episode_latents(encoder: FrameEncoder, frames: zarr.Array, episode: dict, batch_frames: int, latent_shape: tuple[int, ...],
+                    where: str) -> Iterator[np.ndarray]:
+    """One episode's latents batch by batch from a reset encoder: float16, their shape and finiteness checked."""
+    encoder.reset()
+    for start in range(episode["start"], episode["end"], batch_frames):
+        rows = frames[start:min(episode["end"], start + batch_frames)]
+        latents = np.asarray(encoder.encode(rows))
+        if latents.shape != (len(rows), *latent_shape):
+            raise StoreError(f"{where}: the tokenizer returned latents of shape {latents.shape} for "
+                             f"{len(rows)} frames, expected {(len(rows), *latent_shape)}")
+        latents = latents.astype(np.float16)
+        if not np.isfinite(latents).all():
+            raise StoreError(f"{where}: the tokenizer produced non-finite latents in episode "
+                             f"{episode['id']} (frames {start}..{start + len(rows) - 1})")
+        yield latents
+
+
+def encode_here(encoder: FrameEncoder) -> EncodeEpisodes:
+    """Episodes encoded one after another in this process."""
+    def run(reader: StoreReader, episodes: list[dict], batch_frames: int,
+            latent_shape: tuple[int, ...]) -> Iterator[tuple[dict, Iterable[np.ndarray]]]:
+        frames = reader.array(FRAMES)
+        for episode in episodes:
+            yield episode, episode_latents(encoder, frames, episode, batch_frames, latent_shape, reader.location.root)
+
+    return run
+
+
+def _digested(batches: Iterable[np.ndarray], digest: "hashlib._Hash") -> Iterator[np.ndarray]:
+    for batch in batches:
+        digest.update(batch.tobytes())
+        yield batch
+
+
 def _load_progress(location: StoreLocation) -> dict | None:
     if not location.exists(PROGRESS_FILE):
         return None
@@ -106,23 +146,26 @@ def _save_progress(location: StoreLocation, progress: dict) -> None:
 
 def tokenize_store(store: str, encoder: FrameEncoder, *, batch_frames: int = DEFAULT_BATCH_FRAMES,
                    overwrite: bool = False, compression_level: int = 3,
-                   progress: Callable[[int, int, int], None] | None = None) -> TokenizeReport:
+                   progress: Callable[[int, int, int], None] | None = None,
+                   encode: EncodeEpisodes | None = None) -> TokenizeReport:
     """Encode every frame of ``store`` into a new latents version; resumable, published atomically.
 
     ``progress(episodes_done, episodes_total, frames_done)`` is called once when the work starts (under
-    the writer lock; a refused run never calls it) and after each episode."""
+    the writer lock; a refused run never calls it) and after each episode. ``encode`` runs the encoder
+    (default: ``encoder`` itself, here; ``cluster.tokenize`` passes Ray workers); this process alone writes."""
     if batch_frames < 1:
         raise StoreError(f"batch size must be >= 1, got {batch_frames}")
     began = time.perf_counter()
     location = StoreLocation(store)
     StoreReader(location)  # refuse a path that is not a store before the lock creates anything there
     with location.writing():  # the store's one writer lock, for the whole run; refused at once if held
-        return _tokenize_locked(location, encoder, began, batch_frames, overwrite, compression_level, progress)
+        return _tokenize_locked(location, encoder, began, batch_frames, overwrite, compression_level, progress,
+                                encode or encode_here(encoder))
 
 
 def _tokenize_locked(location: StoreLocation, encoder: FrameEncoder, began: float, batch_frames: int,
                      overwrite: bool, compression_level: int,
-                     progress: Callable[[int, int, int], None] | None) -> TokenizeReport:
+                     progress: Callable[[int, int, int], None] | None, encode: EncodeEpisodes) -> TokenizeReport:
     store = location.root
     reader = StoreReader(location)  # read under the lock: the manifest no other writer can change now
     manifest = reader.manifest
@@ -155,40 +198,22 @@ def _tokenize_locked(location: StoreLocation, encoder: FrameEncoder, began: floa
         create_field_array(group, spec, total, compression_level)
         _save_progress(location, state)
     array = group[spec.path]
-    frames = reader.array(FRAMES)
     episodes = reader.episodes
     resumed_from = sum(1 for episode in episodes if episode["id"] in state["checksums"])
     encoded_frames = encoded_episodes = 0
     if progress:  # the lock is held and the work is known: a caller may start its progress display now
         progress(resumed_from, len(episodes), 0)
 
-    for index, episode in enumerate(episodes):
-        if episode["id"] in state["checksums"]:
-            continue
+    todo = [episode for episode in episodes if episode["id"] not in state["checksums"]]
+    for episode, batches in encode(reader, todo, batch_frames, latent_shape):
         digest = hashlib.sha256()
-        encoder.reset()
-
-        def latent_batches() -> Iterator[np.ndarray]:
-            for start in range(episode["start"], episode["end"], batch_frames):
-                rows = frames[start:min(episode["end"], start + batch_frames)]
-                latents = np.asarray(encoder.encode(rows))
-                if latents.shape != (len(rows), *latent_shape):
-                    raise StoreError(f"{store}: the tokenizer returned latents of shape {latents.shape} for "
-                                     f"{len(rows)} frames, expected {(len(rows), *latent_shape)}")
-                latents = latents.astype(np.float16)
-                if not np.isfinite(latents).all():
-                    raise StoreError(f"{store}: the tokenizer produced non-finite latents in episode "
-                                     f"{episode['id']} (frames {start}..{start + len(rows) - 1})")
-                digest.update(latents.tobytes())
-                yield latents
-
-        write_rows(array, episode["start"], latent_batches(), spec.chunk_rows)
+        write_rows(array, episode["start"], _digested(batches, digest), spec.chunk_rows)
         state["checksums"][episode["id"]] = f"sha256:{digest.hexdigest()}"
         _save_progress(location, state)
         encoded_episodes += 1
         encoded_frames += episode["length"]
         if progress:
-            progress(index + 1, len(episodes), encoded_frames)
+            progress(resumed_from + encoded_episodes, len(episodes), encoded_frames)
 
     manifest["fields"][LATENTS] = spec.to_json()
     for episode in manifest["episodes"]:
