@@ -51,7 +51,10 @@ def play_command(
     shown = f"[{where[0]}]" if ":" in where[0] else where[0]
     stderr.print(f"playing {world.checkpoint} (step {world.step}) in {world.store}, {episode} from frame {start}: "
                  f"http://{shown}:{where[1]}/ (Ctrl-C to stop)", highlight=False, soft_wrap=True)
-    serve(world, options, sock)
+    try:
+        serve(world, options, sock)
+    except KeyboardInterrupt:  # Ctrl-C is how the page is closed: not an error
+        stderr.print("dreamer-train play: stopped", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -71,7 +71,7 @@ function frame(m) {
   $("action").textContent = m.action;
   $("step").textContent = m.step;
   $("origin").textContent = `${m.episode}, frames ${m.start}–${m.start + m.context - 1}`;
-  $("episode").value = m.episode;
+  if (m.kind === "context" && document.activeElement !== $("start")) { $("episode").value = m.episode; $("start").value = m.start; }
   const speed = m.gen_fps === null ? "–" : `${m.gen_fps.toFixed(1)} frames/s (tick ${m.tick_fps.toFixed(1)}/s)`;
   $("speed").textContent = m.behind ? `${speed}: slower than the tick, frames come as fast as they are made ` +
     `and only the latest key counts` : speed;
