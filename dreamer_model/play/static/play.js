@@ -11,6 +11,7 @@ let camera = [0, 0]; // minecraft: degrees moved since the last message
 let flushQueued = false;
 let paused = false, recording = false;
 let errorTimer = null;
+let shownState = { replaying: false, recording: false };
 
 const ws = new WebSocket(new URL("ws", location.href.replace(/^http/, "ws")));
 const esc = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -78,8 +79,13 @@ function frame(m) {
   $("speed").className = m.behind ? "behind" : "";
   paused = m.paused;
   $("pause").textContent = paused ? "resume" : "pause";
-  $("status").textContent = [paused ? "paused" : "playing", m.replaying ? "replaying recorded actions" : "",
-                             m.recording ? "recording" : ""].filter(Boolean).join(", ");
+  shownState = { replaying: m.replaying, recording: m.recording };
+  showState();
+}
+
+function showState() {
+  $("status").textContent = [paused ? "paused" : "playing", shownState.replaying ? "replaying recorded actions" : "",
+                             shownState.recording ? "recording" : ""].filter(Boolean).join(", ");
 }
 
 ws.onmessage = (event) => {
@@ -92,6 +98,8 @@ ws.onmessage = (event) => {
     clearTimeout(errorTimer); errorTimer = setTimeout(() => { $("error").hidden = true; }, 8000);
   }
   else if (m.type === "recording") {
+    shownState.recording = false;
+    showState();
     const link = $("download");
     link.href = m.url; link.download = `play.${m.format}`; link.hidden = false;
     link.textContent = `download recording (${m.frames} frames, ${(m.bytes / 1024).toFixed(0)} KiB` +
