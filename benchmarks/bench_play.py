@@ -101,7 +101,7 @@ def main() -> None:
         for key in configs:
             session, action = sessions[key]
             played[key].append(play_rate(session, action, args.frames))
-            baseline[key].append(uncached_rate(session, max(4, args.frames // 4)))
+            baseline[key].append(uncached_rate(session, max(2, args.frames // 8)))
     print(f"CPU: {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), "
           f"{args.rounds} rounds × {args.frames} frames, K = 4")
     print("| preset | frame | latents | world-model params | context | play frames/s (median; rounds) | "
