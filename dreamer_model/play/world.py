@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from dreamer_data.store.fields import FRAMES
-
 from ..checkpoint import load_store_tokenizer, load_world_model
 from ..dynamics import DynamicsModel
 from ..errors import ModelError
@@ -41,10 +39,6 @@ class World:
     @property
     def fps(self) -> float:
         return float(self.manifest.get("observation", {}).get("fps") or 20)
-
-    @property
-    def has_frames(self) -> bool:
-        return FRAMES in self.manifest.get("fields", {})
 
     def episodes(self, context: int) -> list[dict]:
         """The store's episodes long enough for ``context`` real frames: [{id, length}] in store order."""
