@@ -90,7 +90,8 @@ class Controls:
         if self.scheme == "discrete":
             return action.name or self.names[self.null_class]
         if self.scheme == "minecraft":
-            moved = f" camera {action.camera[0]:+.1f}°/{action.camera[1]:+.1f}°" if any(action.camera) else ""
+            pitch, yaw = (max(-CAMERA_MAXVAL, min(CAMERA_MAXVAL, v)) for v in action.camera)  # as the model gets it
+            moved = f" camera {pitch:+.1f}°/{yaw:+.1f}°" if any(action.camera) else ""
             return (" + ".join(sorted(action.buttons)) or "no button") + moved
         return "no action"
 

@@ -227,7 +227,10 @@ def create_app(world: World, options: PlayOptions) -> Starlette:
     async def websocket(ws: WebSocket):
         await Player(ws, world, options, recordings).run()
 
-    return Starlette(routes=[Route("/", index), Route("/recording/{name}", recording),
+    async def no_icon(request):
+        return Response(status_code=204)
+
+    return Starlette(routes=[Route("/", index), Route("/favicon.ico", no_icon), Route("/recording/{name}", recording),
                              WebSocketRoute("/ws", websocket), Mount("/static", StaticFiles(directory=STATIC))])
 
 
