@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Assemble BENCHMARKS.md from benchmarks/results/*.md (each written by its benchmark's author with the command).
 cd "$(dirname "$0")/.."
+# The sections, in this order.
+RESULTS="ingest loaders collect lerobot store_safety ray tokenizer objects dynamics agent ladder quickstart anchor precision play"
 {
 cat <<'HDR'
 # Benchmarks
@@ -31,10 +33,10 @@ target 95 %); latent-MLP BC reaches 61-99 % of grid-MLP BC.
 
 Contents:
 HDR
-for f in ingest loaders collect lerobot store_safety ray tokenizer objects dynamics agent ladder quickstart anchor; do
+for f in $RESULTS; do
   [ -f benchmarks/results/$f.md ] && echo "- [$f](#$(head -1 benchmarks/results/$f.md | sed 's/^# //' | tr 'A-Z' 'a-z' | sed 's/[^a-z0-9 -]//g; s/ /-/g'))"
 done
-for f in ingest loaders collect lerobot store_safety ray tokenizer objects dynamics agent ladder quickstart anchor; do
+for f in $RESULTS; do
   [ -f benchmarks/results/$f.md ] || continue
   echo; echo "---"; echo
   sed "s/^#/##/" benchmarks/results/$f.md

@@ -219,10 +219,12 @@ def presets_command(as_json: bool = typer.Option(False, "--json", help="Print {p
 from .train_world import register as register_rollout  # noqa: E402
 from .train_agent import register as register_eval  # noqa: E402
 from .quickstart import register as register_quickstart  # noqa: E402
+from .play import register as register_play  # noqa: E402
 
 register_rollout(app)
 register_eval(app)
 register_quickstart(app)
+register_play(app)
 
 
 def main() -> None:

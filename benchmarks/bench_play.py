@@ -1,0 +1,122 @@
+"""Frames/s while playing: the play server's generation loop (``PlaySession.advance``: K denoising steps that
+read the rolling K/V cache, one commit, one decode on the decoder's cache) per preset and context length.
+
+    python benchmarks/bench_play.py [--presets quickstart micro tiny small] [--contexts 8 32 64] [--threads 1]
+
+Random weights of each preset (speed does not depend on the weights; the world model's latents come from its
+own tokenizer preset, its actions from the preset's reference action space). "context" is the world model's
+window (``dynamics.context``: the frames each new frame reads), and the session starts from that many frames,
+so every measured frame reads a full window. Baseline, in the same rounds: the sampler without the cache
+(``Sampler.generate(use_cache=False)``: every denoising step re-runs the kept frames), no decoding. Rounds
+interleave the configurations; the table gives medians over rounds. Target: the quickstart's world model
+plays at ≥ 15 frames/s on this CPU (its own context, 8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from dataclasses import replace
+
+import torch
+
+from dreamer_data.actions.minecraft import action_spec as minecraft_spec
+from dreamer_data.collect.minatar_env import ACTION_NAMES
+from dreamer_model.dynamics import DynamicsModel, action_fields
+from dreamer_model.play import PlaySession, World
+from dreamer_model.play.controls import Action, controls_for
+from dreamer_model.presets import NAMED, preset
+from dreamer_model.rollout import Episode
+from dreamer_model.tokenizer import Tokenizer
+
+MINATAR_SPEC = {"discrete": {"kind": "categorical", "size": len(ACTION_NAMES), "names": list(ACTION_NAMES),
+                             "null_class": 0}}
+WARMUP = 4  # frames generated before timing
+
+
+def build(name: str, context: int) -> tuple[PlaySession, Action]:
+    """A play session on random weights of preset ``name`` with a ``context``-frame window."""
+    tokenizer_cfg = preset("tokenizer", name).tokenizer
+    dynamics = replace(preset("phase1", name).dynamics, latent_tokens=tokenizer_cfg.latent_tokens,
+                       latent_dim=tokenizer_cfg.latent_dim, context=context)
+    dynamics = replace(dynamics, transformer=replace(dynamics.transformer, time_window=context))
+    spec = MINATAR_SPEC if name in NAMED else minecraft_spec()
+    fields = action_fields(spec)
+    torch.manual_seed(0)
+    model, tokenizer = DynamicsModel(dynamics, fields).eval(), Tokenizer(tokenizer_cfg).eval()
+    controls = controls_for(spec, fields)
+    world = World(model, tokenizer, "(benchmark)", {"episodes": []}, controls, "(random weights)", 0, [],
+                  torch.device("cpu"))
+    session = PlaySession(world, context)
+    s, d = model.latent_shape
+    inputs = [controls.encode(Action()) for _ in range(context)]
+    session.data = Episode(torch.randn(1, context, s, d).tanh(),
+                           {f.name: torch.cat([i[0][f.name] for i in inputs], 1) for f in fields},
+                           torch.cat([i[1] for i in inputs], 1), None)
+    action = Action(name="left") if controls.scheme == "discrete" else Action(buttons=frozenset({"forward"}),
+                                                                              camera=(0.0, 2.0))
+    return session, action
+
+
+def rates(run, frames: int) -> tuple[float, float]:
+    """(frames per wall-clock second, frames per CPU second of this process) of ``run()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return frames / (time.perf_counter() - wall), frames / (time.process_time() - cpu)
+
+
+def play_rate(session: PlaySession, action: Action, frames: int) -> tuple[float, float]:
+    session.reset()
+    for _ in range(WARMUP):
+        session.advance(action)
+    return rates(lambda: [session.advance(action) for _ in range(frames)], frames)
+
+
+@torch.no_grad()
+def uncached_rate(session: PlaySession, frames: int) -> tuple[float, float]:
+    data, sampler = session.data, session.sampler
+    c = data.latents.shape[1]
+    action_in = {k: v[:, :1].expand(-1, c + frames, *v.shape[2:]) for k, v in data.action_in.items()}
+    has = data.has_action_in[:, :1].expand(-1, c + frames)
+    return rates(lambda: sampler.generate(data.latents, action_in, has, frames, torch.Generator().manual_seed(0),
+                                          use_cache=False), frames)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=["quickstart", "micro", "tiny", "small"])
+    parser.add_argument("--contexts", nargs="+", type=int, default=[8, 32, 64])
+    parser.add_argument("--frames", type=int, default=24, help="timed frames per configuration and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    configs = [(name, c) for name in args.presets for c in args.contexts]
+    sessions = {key: build(*key) for key in configs}
+    played: dict[tuple, list[tuple[float, float]]] = {key: [] for key in configs}
+    baseline: dict[tuple, list[tuple[float, float]]] = {key: [] for key in configs}
+    for _ in range(args.rounds):
+        for key in configs:
+            session, action = sessions[key]
+            played[key].append(play_rate(session, action, args.frames))
+            baseline[key].append(uncached_rate(session, max(2, args.frames // 8)))
+    print(f"CPU: {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), "
+          f"{args.rounds} rounds × {args.frames} frames, K = 4")
+    print("| preset | frame | latents | world-model params | context | play frames/s (median; rounds) | "
+          "per CPU-second | uncached sampler, per CPU-second | cache speed-up (CPU) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for key in configs:
+        session, _ = sessions[key]
+        cfg = session.world.tokenizer.cfg
+        params = sum(p.numel() for p in session.world.model.parameters())
+        wall = statistics.median(r[0] for r in played[key])
+        cpu, slow = statistics.median(r[1] for r in played[key]), statistics.median(r[1] for r in baseline[key])
+        print(f"| {key[0]} | {cfg.height}x{cfg.width} | {cfg.latent_tokens}x{cfg.latent_dim} | {params / 1e6:.2f}M | "
+              f"{key[1]} | {wall:.1f} ({' '.join(f'{r[0]:.1f}' for r in played[key])}) | {cpu:.1f} | {slow:.1f} | "
+              f"{cpu / slow:.1f}x |")
+
+
+if __name__ == "__main__":
+    main()
