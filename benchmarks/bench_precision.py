@@ -44,7 +44,7 @@ class Variant:
     compile: bool = False
 
     def sets(self) -> list[str]:
-        return [f"train.bf16={str(self.bf16).lower()}", f"train.threads={self.threads}",
+        return [f"train.cpu_bf16={str(self.bf16).lower()}", f"train.threads={self.threads}",
                 f"train.compile={str(self.compile).lower()}"]
 
 

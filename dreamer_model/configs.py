@@ -93,7 +93,9 @@ class TrainConfig:
     eval_windows: int = 32
     workers: int = 0  # DataLoader worker processes
     threads: int = 0  # torch intra-op CPU threads (0: torch's default); 1 avoids OpenMP spin-waits on a busy CPU
-    bf16: bool = True  # transformers under bfloat16 autocast on CUDA and on CPUs with native bf16 (train/precision.py)
+    bf16: bool = True  # the transformers under bfloat16 autocast on CUDA (train/precision.py)
+    cpu_bf16: bool = False  # the same on CPUs with native bf16 (AVX512-BF16 / AMX): phase 1-2 steps 1.25x faster at
+    # quickstart sizes, but the world model's held-out one-step error 25-50 % worse at equal steps (bench_precision)
     compile: bool = False  # torch.compile the model (CPU or CUDA; pays off only once its compile time is amortised)
     fsdp: bool = False  # under torchrun: shard parameters, gradients and optimizer state over the ranks
     # (FSDP2, train/fsdp.py) instead of DDP, for models that do not fit one device; one process: no-op

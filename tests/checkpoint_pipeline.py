@@ -1,5 +1,5 @@
 """The smallest whole pipeline (real MinAtar breakout → tokenizer → tokenize → phase 1 → phase 2 → phase 3),
-three steps per stage, one thread, float32: deterministic, so two runs of the same code write the same checkpoints.
+three steps per stage, one thread: deterministic, so two runs of the same code write the same checkpoints.
 
 ``tests/data/old_checkpoints/`` holds its checkpoints and per-step losses as the trainers of commit ec4996e
 wrote them (``python tests/checkpoint_pipeline.py tests/data/old_checkpoints``), and ``test_old_checkpoints``
@@ -21,10 +21,7 @@ KINDS = {"tokenizer": "tokenizer", "phase1": "dynamics", "phase2": "agent", "pha
 STEPS = 3
 NANO = {"dim": 16, "depth": 2, "heads": 2, "kv_heads": 1, "head_dim": 8, "registers": 1, "time_every": 2,
         "mlp_hidden": 16}
-# float32 (bf16 off): the tests built on this pipeline compare losses and weights across process layouts and
-# commits to ~1e-4, which bf16's 8-bit mantissa would drown in rounding that depends on the batch split.
-BOOKS = {"log_every": 1, "eval_every": STEPS, "checkpoint_every": STEPS, "eval_windows": 2, "threads": 1,
-         "bf16": False}
+BOOKS = {"log_every": 1, "eval_every": STEPS, "checkpoint_every": STEPS, "eval_windows": 2, "threads": 1}
 CONFIGS = {
     "tokenizer": {"tokenizer": {"height": 20, "width": 20, "patch": 4, "latent_tokens": 4, "latent_dim": 4,
                                 "context": 2, "lpips_weight": 0.0, "encoder": NANO, "decoder": NANO},

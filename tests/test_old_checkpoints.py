@@ -23,10 +23,7 @@ OLD = Path(__file__).parent / "data" / "old_checkpoints"
 # in; ``latents`` is a copy of the store manifest's entry (the data side's record, with its creation time).
 SKIPPED = {"store", "path", "wm", "phase2", "checkpoint", "latents", "model_hash"}
 # Keys a run's ``train`` config gained since, at the value the old runs trained with.
-ADDED_TRAIN = {"fsdp": False}
-# Values the pipeline now sets where the old runs kept the default, at what they trained with: bf16 then meant
-# "on CUDA only", so the old CPU runs were float32, which the pipeline now asks for by name.
-NAMED_TRAIN = {"bf16": False}
+ADDED_TRAIN = {"fsdp": False, "cpu_bf16": False}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -52,7 +49,7 @@ def assert_same_contents(new, old, where: str) -> None:
         if where.endswith(".agent"):  # an agent config: keys renamed since (agent.config.RENAMED) carry their new name
             old = saved_agent_config(old)
         if where.endswith(".config.train"):
-            old = {**ADDED_TRAIN, **old, **NAMED_TRAIN}
+            old = {**ADDED_TRAIN, **old}
         assert isinstance(new, dict) and sorted(map(str, new)) == sorted(map(str, old)), where
         for key, value in old.items():
             if key not in SKIPPED:

@@ -1,8 +1,10 @@
-"""When ``train.bf16`` runs the transformers under bfloat16 autocast.
+"""When the trainers run the transformers under bfloat16 autocast.
 
-On CUDA always. On a CPU only where it has native bf16 matrix instructions (x86 AVX512-BF16 or AMX-BF16):
-there autocast made a phase-1 step 1.4x and larger models ~1.8x faster (``benchmarks/bench_precision.py``);
-elsewhere bf16 is emulated and slower than float32, so the setting is ignored there.
+On CUDA with ``train.bf16`` (the default). On a CPU only with ``train.cpu_bf16`` and only where the CPU has native
+bf16 matrix instructions (x86 AVX512-BF16 or AMX-BF16; elsewhere bf16 is emulated and slower than float32). It is
+off by default there: at the quickstart's sizes it made phase 1 and 2 steps ~1.25x faster in CPU time, the
+tokenizer and phase 3 not at all, and the world model's held-out one-step error 25-50 % worse after the same 1,500
+steps on two seeds (``benchmarks/bench_precision.py``, BENCHMARKS.md: precision).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
+
+from ..configs import TrainConfig
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -26,6 +30,8 @@ def cpu_has_native_bf16() -> bool:
     return any(flag in flags for flag in NATIVE_BF16_FLAGS)
 
 
-def bf16_wins(device: torch.device) -> bool:
-    """Whether bfloat16 autocast speeds training up on ``device``."""
-    return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+def autocasts_bf16(device: torch.device, cfg: TrainConfig) -> bool:
+    """Whether a run with ``cfg`` trains its transformers under bfloat16 autocast on ``device``."""
+    if device.type == "cuda":
+        return cfg.bf16
+    return device.type == "cpu" and cfg.cpu_bf16 and cpu_has_native_bf16()

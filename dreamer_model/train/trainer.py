@@ -53,7 +53,7 @@ from ..shards import Shard
 from .distributed import Distributed, init_distributed, set_threads
 from .fsdp import full_model_state, full_optimizer_state, load_model_state, load_optimizer_state, shard
 from .logging import RunLog
-from .precision import bf16_wins
+from .precision import autocasts_bf16
 
 Report = Callable[[str, dict], None]
 
@@ -160,7 +160,7 @@ class Trainer:
         self.fsdp = self.run.train.fsdp and self.dist.enabled
         set_threads(self.run.train.threads)
         self.build()
-        self.bf16 = self.run.train.bf16 and bf16_wins(self.device)
+        self.bf16 = autocasts_bf16(self.device, self.run.train)
         use_bf16(self.model, self.bf16)
         self.net = self.distribute(self.model)
         self.build_optimizers()  # after sharding: FSDP's parameters are DTensors
