@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from functools import partial
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -13,6 +14,7 @@ from ..errors import StoreError
 from ..store.location import StoreLocation
 from ..store.manifest import load_manifest, manifest_fields
 from ..store.reader import open_field, open_group
+from ..store.video_field import VideoFrames
 from .chunks import DEFAULT_CACHE_BYTES, ChunkCache
 from .context import multiprocessing_context
 from .items import make_item, parse_frame_dtype, resolve_fields
@@ -34,7 +36,8 @@ class WindowDataset(Dataset):
 
     Only the manifest is read here. Each process (each DataLoader worker) opens its own zarr
     handle on first access, so the dataset pickles small and never shares an open store, and
-    keeps up to ``cache_bytes`` of decoded chunks (see ``chunks.py``). Every process reads the
+    keeps up to ``cache_bytes`` of decoded chunks (see ``chunks.py``); a video-backed field is decoded
+    there, from the keyframe before each window (``store/video_field.py``). Every process reads the
     arrays this manifest names: latents that ``tokenize --overwrite`` replaces later stay the ones
     read (or, once a second overwrite removed them, reads raise ``StoreError``), never a mix.
     Pass ``multiprocessing_context=dataset.multiprocessing_context`` to the DataLoader: remote
@@ -64,22 +67,27 @@ class WindowDataset(Dataset):
                              f"({len(self.episode_ids)} in the store)")
         self.multiprocessing_context = multiprocessing_context(location)
         self.cache_bytes = cache_bytes
-        self._cache: ChunkCache | None = None
+        self._readers: dict[str, Callable[[int, int, int], np.ndarray]] | None = None
         self._pid: int | None = None
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_cache"] = state["_pid"] = None  # every process opens its own handle
+        state["_readers"] = state["_pid"] = None  # every process opens its own handle
         return state
 
-    def _open(self) -> ChunkCache:
-        if self._cache is None or self._pid != os.getpid():  # a forked worker must not reuse the parent's
+    def _open(self) -> dict[str, Callable[[int, int, int], np.ndarray]]:
+        """field → read(start, stop, step), opened once per process (a forked worker must not reuse the parent's)."""
+        if self._readers is None or self._pid != os.getpid():
             location = StoreLocation(self.store)
             group = open_group(location)
-            self._cache = ChunkCache({field: open_field(location, group, spec) for field, spec in self.specs.items()},
-                                     self.cache_bytes)
+            opened = {field: open_field(location, group, spec) for field, spec in self.specs.items()}
+            videos = {field: array for field, array in opened.items() if isinstance(array, VideoFrames)}
+            cache = ChunkCache({field: array for field, array in opened.items() if field not in videos},
+                               self.cache_bytes)
+            self._readers = {field: videos[field].read if field in videos else partial(cache.read, field)
+                             for field in opened}
             self._pid = os.getpid()
-        return self._cache
+        return self._readers
 
     def __len__(self) -> int:
         return len(self.index)
@@ -92,7 +100,7 @@ class WindowDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         _, first_row = self.index.locate(int(index))
         rows = self.index.rows(first_row)
-        cache = self._open()
-        block = {field: cache.read(field, int(rows[0]), int(rows[-1]) + 1, self.shape.frame_step)
+        readers = self._open()
+        block = {field: readers[field](int(rows[0]), int(rows[-1]) + 1, self.shape.frame_step)
                  for field in self.fields}
         return make_item(block, self.index.is_first(rows), self.frames_as)
