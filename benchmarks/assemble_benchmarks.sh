@@ -31,10 +31,10 @@ target 95 %); latent-MLP BC reaches 61-99 % of grid-MLP BC.
 
 Contents:
 HDR
-for f in ingest loaders collect lerobot store_safety tokenizer objects dynamics agent ladder quickstart anchor; do
+for f in ingest loaders video_frames collect lerobot store_safety tokenizer objects dynamics agent ladder quickstart anchor; do
   [ -f benchmarks/results/$f.md ] && echo "- [$f](#$(head -1 benchmarks/results/$f.md | sed 's/^# //' | tr 'A-Z' 'a-z' | sed 's/[^a-z0-9 -]//g; s/ /-/g'))"
 done
-for f in ingest loaders collect lerobot store_safety tokenizer objects dynamics agent ladder quickstart anchor; do
+for f in ingest loaders video_frames collect lerobot store_safety tokenizer objects dynamics agent ladder quickstart anchor; do
   [ -f benchmarks/results/$f.md ] || continue
   echo; echo "---"; echo
   sed "s/^#/##/" benchmarks/results/$f.md

@@ -83,12 +83,13 @@ def ingest_command(
     backend: Optional[str] = typer.Option(None, help="Video decoder: pyav (default) or decord."),
     length_tolerance: Optional[int] = typer.Option(None, min=0, help="Frames video and actions may differ."),
     chunk_frames: Optional[int] = typer.Option(None, min=1, help=f"Frames per zarr chunk (default {DEFAULT_FRAME_CHUNK_ROWS}), "
-                                                                 "or per video clip with --frames-as video (default 512)."),
-    frames_as: FramesAs = typer.Option(FramesAs.array, "--frames-as", help="Store frames as a zarr array, or as "
-                                                                          "video clips + frame index (native resolution)."),
+                                               "or per video clip with --frames-as video (default 512)."),
+    frames_as: FramesAs = typer.Option(FramesAs.array, "--frames-as",
+                                       help="Store frames as a zarr array, or as video clips + a frame index."),
     codec: Codec = typer.Option(Codec.h264, help="--frames-as video: clip codec."),
     gop: Optional[int] = typer.Option(None, min=1, help="--frames-as video: a keyframe every N frames (default 16)."),
-    crf: Optional[int] = typer.Option(None, min=0, max=63, help="--frames-as video: quality (default h264 18, av1 24)."),
+    crf: Optional[int] = typer.Option(None, min=0, max=63,
+                                      help="--frames-as video: quality (default h264 18, av1 12)."),
     clip_length: Optional[int] = typer.Option(None, min=1, help="Frames per webdataset clip (default 64)."),
     compression_level: int = typer.Option(3, min=1, max=22, help="zstd level for the zarr chunks."),
     staging: Optional[str] = typer.Option(None, help="Local scratch dir for staged episodes."),
@@ -236,7 +237,10 @@ def inspect_command(
         ("fields", ", ".join(summary["fields"])),
         ("bytes on disk", _human_bytes(summary["bytes_on_disk"])),
         ("bytes / frame", _human_bytes(summary["bytes_per_frame"])),
-        ("compression", f"{summary['compression_ratio']:.1f}x (zstd)" if summary["compression_ratio"] else "-"),
+        ("compression", f"{summary['compression_ratio']:.1f}x (zstd{' + video' if summary['video_fields'] else ''})"
+                        if summary["compression_ratio"] else "-"),
+        *((f"{name} as video", f"{v['codec']} crf {v['crf']}, keyframe every {v['gop']}, {v['clip_frames']} frames "
+                               f"per clip, {v['pix_fmt']}") for name, v in summary["video_fields"].items()),
         ("wds shards", str(summary["wds_shards"])),
         ("latents", _latents_line(summary["latents"])),
     ]

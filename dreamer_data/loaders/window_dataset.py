@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-from functools import partial
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -67,27 +66,25 @@ class WindowDataset(Dataset):
                              f"({len(self.episode_ids)} in the store)")
         self.multiprocessing_context = multiprocessing_context(location)
         self.cache_bytes = cache_bytes
-        self._readers: dict[str, Callable[[int, int, int], np.ndarray]] | None = None
+        self._cache: ChunkCache | None = None
+        self._videos: dict[str, VideoFrames] = {}
         self._pid: int | None = None
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_readers"] = state["_pid"] = None  # every process opens its own handle
+        state["_cache"], state["_videos"], state["_pid"] = None, {}, None  # every process opens its own handle
         return state
 
-    def _open(self) -> dict[str, Callable[[int, int, int], np.ndarray]]:
-        """field → read(start, stop, step), opened once per process (a forked worker must not reuse the parent's)."""
-        if self._readers is None or self._pid != os.getpid():
+    def _open(self) -> ChunkCache:
+        if self._cache is None or self._pid != os.getpid():  # a forked worker must not reuse the parent's
             location = StoreLocation(self.store)
             group = open_group(location)
             opened = {field: open_field(location, group, spec) for field, spec in self.specs.items()}
-            videos = {field: array for field, array in opened.items() if isinstance(array, VideoFrames)}
-            cache = ChunkCache({field: array for field, array in opened.items() if field not in videos},
-                               self.cache_bytes)
-            self._readers = {field: videos[field].read if field in videos else partial(cache.read, field)
-                             for field in opened}
+            self._videos = {field: array for field, array in opened.items() if isinstance(array, VideoFrames)}
+            self._cache = ChunkCache({field: array for field, array in opened.items() if field not in self._videos},
+                                     self.cache_bytes)
             self._pid = os.getpid()
-        return self._readers
+        return self._cache
 
     def __len__(self) -> int:
         return len(self.index)
@@ -100,7 +97,8 @@ class WindowDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         _, first_row = self.index.locate(int(index))
         rows = self.index.rows(first_row)
-        readers = self._open()
-        block = {field: readers[field](int(rows[0]), int(rows[-1]) + 1, self.shape.frame_step)
-                 for field in self.fields}
+        cache = self._open()
+        start, stop, step = int(rows[0]), int(rows[-1]) + 1, self.shape.frame_step
+        block = {field: self._videos[field].read(start, stop, step) if field in self._videos
+                 else cache.read(field, start, stop, step) for field in self.fields}
         return make_item(block, self.index.is_first(rows), self.frames_as)

@@ -31,7 +31,7 @@ class StoredEpisode:
     def chunks(self, name: str) -> Iterator[np.ndarray]:
         return self.reader.iter_rows(name, self.info["start"], self.info["end"])
 
-    def clips(self, name: str) -> list[Clip]:
+    def clips(self, name: str) -> Iterator[Clip]:
         """A video field's clips, copied as they are (never decoded and encoded again)."""
         return self.reader.array(name).episode_clips(self.info["start"], self.info["end"])
 

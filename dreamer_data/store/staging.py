@@ -112,11 +112,11 @@ class EpisodeStager:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def staged_clips(folder: Path) -> list[Clip]:
-    """A staged video field's clips with their (frame, pts) rows."""
+def staged_clips(folder: Path) -> Iterator[Clip]:
+    """A staged video field's clips with their (frame, pts) rows, one in memory at a time."""
     index = np.load(folder / VIDEO_INDEX, allow_pickle=False)
-    return [Clip(clip_file(folder, int(index[first, 0])).read_bytes(), index[first:end, 1:])
-            for first, end in split_clips(index)]
+    for first, end in split_clips(index):
+        yield Clip(clip_file(folder, int(index[first, 0])).read_bytes(), index[first:end, 1:])
 
 
 @dataclass
@@ -143,7 +143,7 @@ class StagedEpisode:
         for part in sorted((self.path / self.fields[name].file_stem).glob("*.npy")):
             yield np.load(part, allow_pickle=False)
 
-    def clips(self, name: str) -> list[Clip]:
+    def clips(self, name: str) -> Iterator[Clip]:
         return staged_clips(self.path / self.fields[name].file_stem)
 
     def remove(self) -> None:

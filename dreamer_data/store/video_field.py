@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Iterable
+from functools import partial
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import zarr
@@ -46,12 +47,16 @@ def clip_path(spec: FieldSpec, clip: int) -> str:
     return f"{spec.path}/{CLIPS}/{clip:08d}.mp4"
 
 
+def add_clip(digest: "hashlib._Hash", clip: Clip) -> None:
+    digest.update(clip.data)
+    digest.update(np.ascontiguousarray(clip.index, dtype="<i8").tobytes())
+
+
 def episode_digest(clips: Iterable[Clip]) -> "hashlib._Hash":
     """sha256 over each clip's file bytes followed by its (frame, pts) rows as little-endian int64."""
     digest = hashlib.sha256()
     for clip in clips:
-        digest.update(clip.data)
-        digest.update(np.ascontiguousarray(clip.index, dtype="<i8").tobytes())
+        add_clip(digest, clip)
     return digest
 
 
@@ -107,6 +112,21 @@ class VideoFieldWriter:
             self.sha[first_clip:] = np.stack(digests)
 
 
+def open_clip(location: StoreLocation, spec: FieldSpec, clip: int) -> tuple[Any, str]:
+    """(local path or open file object, name for messages) of a clip."""
+    name = clip_path(spec, clip)
+    where = f"{location.root.rstrip('/')}/{name}"
+    if location.local_path is not None:
+        path = location.local_path / name
+        if not path.is_file():
+            raise StoreError(f"{where}: clip listed in the frame index is missing")
+        return str(path), where
+    try:
+        return location.fs.open(location.child(name), "rb"), where
+    except FileNotFoundError:
+        raise StoreError(f"{where}: clip listed in the frame index is missing") from None
+
+
 class VideoFrames:
     """A video-backed field read like an array: ``frames[a:b]`` / ``read(a, b, step)`` give (n, H, W, 3) uint8.
 
@@ -120,23 +140,10 @@ class VideoFrames:
         except KeyError:
             raise StoreError(f"{location.root}: manifest lists {spec.name!r} as video but "
                              f"{spec.path}/{INDEX} is missing") from None
-        self.decoder = ClipDecoder(self._open_clip)
+        self.decoder = ClipDecoder(partial(open_clip, location, spec))  # no cycle back to self: freed at once
         self.shape = (self.index.shape[0], *spec.shape)
         self.dtype = np.dtype(spec.dtype)
         self.chunks = (spec.chunk_rows, *spec.shape)
-
-    def _open_clip(self, clip: int) -> tuple[Any, str]:
-        name = clip_path(self.spec, clip)
-        where = f"{self.location.root.rstrip('/')}/{name}"
-        if self.location.local_path is not None:
-            path = self.location.local_path / name
-            if not path.is_file():
-                raise StoreError(f"{where}: clip listed in the frame index is missing")
-            return str(path), where
-        try:
-            return self.location.fs.open(self.location.child(name), "rb"), where
-        except FileNotFoundError:
-            raise StoreError(f"{where}: clip listed in the frame index is missing") from None
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -171,10 +178,9 @@ class VideoFrames:
                              f"{frames.shape[1:]}, the manifest says {tuple(self.spec.shape)}")
         return frames
 
-    def episode_clips(self, start: int, end: int) -> list[Clip]:
-        """The stored clips (bytes, not decoded) of rows ``start:end``, which must be whole clips."""
+    def episode_clips(self, start: int, end: int) -> Iterator[Clip]:
+        """The stored clips (bytes, not decoded) of rows ``start:end``, which must be whole clips; one at a time."""
         index = np.asarray(self.index[start:end])
-        clips = []
         for first, last in split_clips(index):
             name = clip_path(self.spec, int(index[first, 0]))
             try:
@@ -182,8 +188,7 @@ class VideoFrames:
             except FileNotFoundError:
                 raise StoreError(f"{self.location.root.rstrip('/')}/{name}: clip listed in the frame index is "
                                  "missing") from None
-            clips.append(Clip(data, index[first:last, 1:]))
-        return clips
+            yield Clip(data, index[first:last, 1:])
 
 
 def verify_video_field(reader: Any, spec: FieldSpec) -> list[str]:
@@ -199,26 +204,33 @@ def verify_video_field(reader: Any, spec: FieldSpec) -> list[str]:
     problems = []
     for episode in reader.episodes:
         index = np.asarray(index_array[episode["start"]:episode["end"]])
-        clips = []
+        digest, intact = hashlib.sha256(), True
         for first, last in split_clips(index):
-            number, name = int(index[first, 0]), clip_path(spec, int(index[first, 0]))
-            label = f"{where}/{name}: clip of episode {episode['id']} (rows {episode['start'] + first}:" \
-                    f"{episode['start'] + last})"
-            if not np.array_equal(index[first:last, 1], np.arange(last - first)) or number >= len(sha):
-                problems.append(f"{label}: its frame index rows are inconsistent")
-                continue
-            try:
-                data = location.read_bytes(name)
-            except FileNotFoundError:
-                problems.append(f"{label} is missing")
-                continue
-            if hashlib.sha256(data).digest() != sha[number].tobytes():
-                problems.append(f"{label} fails its checksum (corrupt or truncated)")
-                continue
-            clips.append(Clip(data, index[first:last, 1:]))
-        expected = episode["checksums"].get(spec.name)
-        complete = len(clips) == len(split_clips(index))
-        if complete and f"sha256:{episode_digest(clips).hexdigest()}" != expected:
+            rows = index[first:last]
+            label = f"{where}/{clip_path(spec, int(rows[0, 0]))}: clip of episode {episode['id']} " \
+                    f"(rows {episode['start'] + first}:{episode['start'] + last})"
+            problem, data = _check_clip(location, spec, rows, sha)
+            if problem:
+                problems.append(f"{label} {problem}")
+                intact = False
+            else:
+                add_clip(digest, Clip(data, rows[:, 1:]))
+        if intact and f"sha256:{digest.hexdigest()}" != episode["checksums"].get(spec.name):
             problems.append(f"{where}/{spec.path}: clips and index of episode {episode['id']} fail the "
                             f"episode's checksum")
     return problems
+
+
+def _check_clip(location: StoreLocation, spec: FieldSpec, rows: np.ndarray,
+                sha: np.ndarray) -> tuple[str | None, bytes]:
+    """(what is wrong with the clip of index ``rows``, or None; its bytes)."""
+    number = int(rows[0, 0])
+    if not np.array_equal(rows[:, 1], np.arange(len(rows))) or number >= len(sha):
+        return "has inconsistent frame index rows", b""
+    try:
+        data = location.read_bytes(clip_path(spec, number))
+    except FileNotFoundError:
+        return "is missing", b""
+    if hashlib.sha256(data).digest() != sha[number].tobytes():
+        return "fails its checksum (corrupt or truncated)", data
+    return None, data

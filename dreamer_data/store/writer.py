@@ -63,7 +63,7 @@ class EpisodeRows(Protocol):
 
     def chunks(self, name: str) -> Iterator[np.ndarray]: ...
 
-    def clips(self, name: str) -> list[Clip]: ...  # video fields (store/video_field.py)
+    def clips(self, name: str) -> Iterator[Clip]: ...  # video fields (store/video_field.py)
 
     def remove(self) -> None: ...
 

@@ -60,7 +60,8 @@ class ClipDecoder:
         return opened, where
 
     def frames(self, clip: int, pts: np.ndarray, keyframe_pts: int) -> list[np.ndarray]:
-        """RGB frames of ``clip`` at the increasing timestamps ``pts``; the first one's GOP starts at ``keyframe_pts``."""
+        """RGB frames of ``clip`` at the increasing timestamps ``pts``; the first one's GOP starts at
+        ``keyframe_pts``."""
         import av
 
         state, where = self._clip(clip)

@@ -58,7 +58,9 @@ class ClipEncoder:
             if self._open is None:
                 self._start(image.shape)
             container, stream = self._open
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            # an area filter for the chroma: swscale's default (bilinear) alone costs ~5 dB PSNR on the round trip
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=self.settings.pix_fmt,
+                                                                                interpolation="AREA")
             frame.pts, frame.time_base = self.written, 1 / self.rate
             for packet in stream.encode(frame):
                 container.mux(packet)
