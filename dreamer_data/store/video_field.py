@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Iterable, Iterator
 
 import numpy as np
@@ -33,6 +33,7 @@ INDEX = "index"
 CLIP_SHA256 = "clip_sha256"
 CLIPS = "clips"
 INDEX_CHUNK_ROWS = 4096
+INDEX_CHUNKS_HELD = 64  # per reader: 64 x 4096 rows x 24 bytes = 6 MiB of decoded index
 
 
 @dataclass
@@ -112,6 +113,11 @@ class VideoFieldWriter:
             self.sha[first_clip:] = np.stack(digests)
 
 
+def read_chunk(index: zarr.Array, chunk: int) -> np.ndarray:
+    rows = index.chunks[0]
+    return np.asarray(index[chunk * rows:(chunk + 1) * rows])
+
+
 def open_clip(location: StoreLocation, spec: FieldSpec, clip: int) -> tuple[Any, str]:
     """(local path or open file object, name for messages) of a clip."""
     name = clip_path(spec, clip)
@@ -140,7 +146,9 @@ class VideoFrames:
         except KeyError:
             raise StoreError(f"{location.root}: manifest lists {spec.name!r} as video but "
                              f"{spec.path}/{INDEX} is missing") from None
-        self.decoder = ClipDecoder(partial(open_clip, location, spec))  # no cycle back to self: freed at once
+        # neither holds a reference back to self (no cycle): a dropped reader closes its decoders at once
+        self.decoder = ClipDecoder(partial(open_clip, location, spec))
+        self.index_chunk = lru_cache(maxsize=INDEX_CHUNKS_HELD)(partial(read_chunk, self.index))
         self.shape = (self.index.shape[0], *spec.shape)
         self.dtype = np.dtype(spec.dtype)
         self.chunks = (spec.chunk_rows, *spec.shape)
@@ -165,7 +173,7 @@ class VideoFrames:
             return np.zeros((0, *self.spec.shape), dtype=self.dtype)
         gop = self.spec.video.gop
         lead = min(start, gop - 1)  # the first row's keyframe is at most gop - 1 rows earlier
-        index = np.asarray(self.index[start - lead:stop])
+        index = self.index_rows(start - lead, stop)
         wanted = np.arange(lead, len(index), step)
         out = []
         for first, end in split_clips(index[wanted]):
@@ -177,6 +185,15 @@ class VideoFrames:
             raise StoreError(f"{self.location.root}: clip {int(index[wanted[0], 0])} of {self.spec.name} decodes to "
                              f"{frames.shape[1:]}, the manifest says {tuple(self.spec.shape)}")
         return frames
+
+    def index_rows(self, start: int, stop: int) -> np.ndarray:
+        """Index rows ``start:stop`` through a small cache of whole zarr chunks (a zarr read per window costs
+        more than the window's decoding of small frames)."""
+        rows = self.index.chunks[0]
+        first = start // rows
+        chunks = [self.index_chunk(chunk) for chunk in range(first, (stop - 1) // rows + 1)]
+        block = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        return block[start - first * rows:stop - first * rows]
 
     def episode_clips(self, start: int, end: int) -> Iterator[Clip]:
         """The stored clips (bytes, not decoded) of rows ``start:end``, which must be whole clips; one at a time."""

@@ -82,7 +82,8 @@ class ClipDecoder:
                                          f"frame wanted at pts {wanted} (damaged clip or index)")
                     state.last_pts = frame.pts
                     if frame.pts == wanted:
-                        out.append(frame.to_ndarray(format="rgb24"))
+                        out.append(frame.to_ndarray(format="rgb24", threads=1))  # swscale's default: a thread
+                        # per CPU, whose hand-offs cost ~10x the conversion of a small frame on a busy machine
                         break
                     if frame.pts > wanted:
                         state.frames = None
