@@ -120,6 +120,8 @@ def test_random_windows_find_every_frame_where_it_belongs(store):
     ends = {e["id"]: e["end"] for e in read_manifest(store)["episodes"]}
     last = [i for i in range(len(dataset)) if ends[dataset.locate(i)[0]] == row_of(dataset, i) + 16]
     picks = np.concatenate([np.random.default_rng(0).integers(0, len(dataset), 1000), last])
+    assert rows_of(dataset[0]["frames"]) == list(range(16))  # decoders open here before the workers fork (as
+    # the tokenizer trainer reads its first window): each worker opens its own
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, picks.tolist()), batch_size=50, num_workers=2)
     windows = [window for batch in loader for window in batch["frames"]]
     assert len(windows) == len(picks)
@@ -346,3 +348,18 @@ def read_manifest_url(url: str) -> dict:
     from dreamer_data.store.manifest import load_manifest
 
     return load_manifest(url)
+
+
+def test_a_frame_the_index_names_but_the_clip_lacks_is_an_error_never_a_neighbour(h264_store, tmp_path):
+    copy = tmp_path / "store"
+    shutil.copytree(h264_store, copy)
+    index = zarr.open_group(str(copy), mode="r+")["data/frames_video/index"]
+    row = index[100]
+    index[100] = [row[0], row[1], row[2] + 1]  # a pts between two frames: decoding must not settle on either
+    dataset = WindowDataset(copy, length=4, load="frames")
+    with pytest.raises(StoreError, match=rf"clips/00000004\.mp4: no frame at pts {row[2] + 1} "):
+        dataset[(LENGTHS[0] - 3) + 28]  # rows 98-101
+    assert rows_of(dataset[(LENGTHS[0] - 3) + 31]["frames"]) == [101, 102, 103, 104]  # the decoder recovers
+    result = run_cli("verify", copy)
+    assert result.returncode == 1 and "clips and index of episode ep01 fail the episode's checksum" in \
+        " ".join(result.stderr.split())

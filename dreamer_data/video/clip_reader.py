@@ -25,6 +25,7 @@ class _OpenClip:
     container: Any
     stream: Any
     handle: IO | None
+    where: str  # the clip, for messages
     frames: Iterator[Any] | None = None  # decoded frames from the last seek on
     last_pts: int | None = None  # pts of the last frame taken from ``frames``
 
@@ -42,58 +43,60 @@ class ClipDecoder:
         self.max_open = max_open
         self.clips: OrderedDict[int, _OpenClip] = OrderedDict()
 
-    def _clip(self, clip: int) -> tuple[_OpenClip, str]:
-        source, where = self.open_clip(clip)
+    def _clip(self, clip: int) -> _OpenClip:
         if clip in self.clips:
             self.clips.move_to_end(clip)
-            return self.clips[clip], where
+            return self.clips[clip]
+        source, where = self.open_clip(clip)
         try:
             container, stream = open_pyav(source, where, threads=1)  # DataLoader workers are the parallelism
         except VideoOpenError as error:
             if not isinstance(source, str):
                 source.close()
             raise StoreError(f"{where}: cannot read clip ({error.reason})") from None
-        opened = _OpenClip(container, stream, None if isinstance(source, str) else source)
+        opened = _OpenClip(container, stream, None if isinstance(source, str) else source, where)
         self.clips[clip] = opened
         while len(self.clips) > self.max_open:
             self.clips.popitem(last=False)[1].close()
-        return opened, where
+        return opened
 
     def frames(self, clip: int, pts: np.ndarray, keyframe_pts: int) -> list[np.ndarray]:
         """RGB frames of ``clip`` at the increasing timestamps ``pts``; the first one's GOP starts at
         ``keyframe_pts``."""
         import av
 
-        state, where = self._clip(clip)
-        first = int(pts[0])
-        if state.frames is None or state.last_pts is None or not keyframe_pts <= state.last_pts < first:
-            state.container.seek(int(keyframe_pts), stream=state.stream, backward=True, any_frame=False)
-            state.frames, state.last_pts = state.container.decode(state.stream), None
-        out = []
+        state = self._clip(clip)
         try:
-            for wanted in pts.tolist():
-                while True:
-                    frame = next(state.frames, None)
-                    if frame is None:
-                        state.frames = None
-                        raise StoreError(f"{where}: clip ends before the frame at pts {wanted} (truncated clip?)")
-                    if state.last_pts is None and frame.pts > wanted:
-                        raise StoreError(f"{where}: seeking to pts {keyframe_pts} gave pts {frame.pts}, after the "
-                                         f"frame wanted at pts {wanted} (damaged clip or index)")
-                    state.last_pts = frame.pts
-                    if frame.pts == wanted:
-                        out.append(frame.to_ndarray(format="rgb24", threads=1))  # swscale's default: a thread
-                        # per CPU, whose hand-offs cost ~10x the conversion of a small frame on a busy machine
-                        break
-                    if frame.pts > wanted:
-                        state.frames = None
-                        raise StoreError(f"{where}: no frame at pts {wanted} (the decoder went on to pts "
-                                         f"{frame.pts}); the index does not match the clip")
+            if state.frames is None or state.last_pts is None or not keyframe_pts <= state.last_pts < int(pts[0]):
+                state.container.seek(int(keyframe_pts), stream=state.stream, backward=True, any_frame=False)
+                state.frames, state.last_pts = state.container.decode(state.stream), None
+            # one swscale thread: its default, a thread per CPU, costs ~10x the conversion of a small frame in
+            # hand-offs on a busy machine
+            return [_decode_to(state, wanted).to_ndarray(format="rgb24", threads=1) for wanted in pts.tolist()]
         except av.error.FFmpegError as error:
             state.frames = None
-            raise StoreError(f"{where}: undecodable clip ({error})") from None
-        return out
+            raise StoreError(f"{state.where}: undecodable clip ({error})") from None
+        except StoreError:
+            state.frames = None
+            raise
 
     def close(self) -> None:
         while self.clips:
             self.clips.popitem()[1].close()
+
+
+def _decode_to(state: _OpenClip, wanted: int) -> Any:
+    """Decode on to the frame at pts ``wanted``; anything but frames before it on the way is an error."""
+    while True:
+        frame = next(state.frames, None)
+        if frame is None:
+            raise StoreError(f"{state.where}: clip ends before the frame at pts {wanted} (truncated clip?)")
+        if state.last_pts is None and frame.pts > wanted:
+            raise StoreError(f"{state.where}: seeking gave pts {frame.pts}, after the frame wanted at pts {wanted} "
+                             f"(damaged clip or index)")
+        state.last_pts = frame.pts
+        if frame.pts == wanted:
+            return frame
+        if frame.pts > wanted:
+            raise StoreError(f"{state.where}: no frame at pts {wanted} (the decoder went on to pts {frame.pts}); "
+                             f"the index does not match the clip")
