@@ -18,6 +18,7 @@ from dreamer_data.ingest import IngestPlan, IngestProgress, ingest
 from dreamer_data.collect.minatar_render import DEFAULT_PALETTE, PALETTES
 from dreamer_data.recipes import load_recipe, parse_resolution
 from dreamer_data.sources import SOURCES, ReadOptions, source_class
+from dreamer_data.sources.as_video import frames_as_video
 from dreamer_data.sources.base import DEFAULT_FRAME_CHUNK_ROWS
 from dreamer_data.store.merge import merge_stores
 from dreamer_data.store.reader import StoreReader
@@ -49,6 +50,16 @@ class StoreFormat(str, Enum):
     both = "both"
 
 
+class FramesAs(str, Enum):
+    array = "array"
+    video = "video"
+
+
+class Codec(str, Enum):
+    h264 = "h264"
+    av1 = "av1"
+
+
 def parse_part(text: str) -> tuple[int, int]:
     try:
         index, count = (int(v) for v in text.split("/"))
@@ -75,7 +86,14 @@ def ingest_command(
     format: Optional[StoreFormat] = typer.Option(None, "--format", help="zarr, or also webdataset shards."),
     backend: Optional[str] = typer.Option(None, help="Video decoder: pyav (default) or decord."),
     length_tolerance: Optional[int] = typer.Option(None, min=0, help="Frames video and actions may differ."),
-    chunk_frames: Optional[int] = typer.Option(None, min=1, help=f"Frames per zarr chunk (default {DEFAULT_FRAME_CHUNK_ROWS})."),
+    chunk_frames: Optional[int] = typer.Option(None, min=1, help=f"Frames per zarr chunk (default {DEFAULT_FRAME_CHUNK_ROWS}), "
+                                               "or per video clip with --frames-as video (default 512)."),
+    frames_as: FramesAs = typer.Option(FramesAs.array, "--frames-as",
+                                       help="Store frames as a zarr array, or as video clips + a frame index."),
+    codec: Codec = typer.Option(Codec.h264, help="--frames-as video: clip codec."),
+    gop: Optional[int] = typer.Option(None, min=1, help="--frames-as video: a keyframe every N frames (default 16)."),
+    crf: Optional[int] = typer.Option(None, min=0, max=63,
+                                      help="--frames-as video: quality (default h264 18, av1 12)."),
     clip_length: Optional[int] = typer.Option(None, min=1, help="Frames per webdataset clip (default 64)."),
     compression_level: int = typer.Option(3, min=1, max=22, help="zstd level for the zarr chunks."),
     staging: Optional[str] = typer.Option(None, help="Local scratch dir for staged episodes."),
@@ -121,6 +139,10 @@ def ingest_command(
                       clip_length=pick(clip_length, recipe and recipe.clip_length, DEFAULT_CLIP_LENGTH)
                       if store_format in ("wds", "both") else None)
     source = source_class(kind.value)(src, options)
+    if frames_as is FramesAs.video:
+        source = frames_as_video(source, codec.value, gop=gop, crf=crf, clip_frames=chunk_frames)
+    elif gop is not None or crf is not None or codec is not Codec.h264:
+        raise DreamerDataError("--codec, --gop and --crf set how video frames are encoded: add --frames-as video")
 
     with progress_bar() as bar:
         task = bar.add_task(f"ingest {kind.value}{' on ray' if ray else ''}", total=None, detail="listing episodes")
@@ -230,7 +252,10 @@ def inspect_command(
         ("fields", ", ".join(summary["fields"])),
         ("bytes on disk", _human_bytes(summary["bytes_on_disk"])),
         ("bytes / frame", _human_bytes(summary["bytes_per_frame"])),
-        ("compression", f"{summary['compression_ratio']:.1f}x (zstd)" if summary["compression_ratio"] else "-"),
+        ("compression", f"{summary['compression_ratio']:.1f}x (zstd{' + video' if summary['video_fields'] else ''})"
+                        if summary["compression_ratio"] else "-"),
+        *((f"{name} as video", f"{v['codec']} crf {v['crf']}, keyframe every {v['gop']}, {v['clip_frames']} frames "
+                               f"per clip, {v['pix_fmt']}") for name, v in summary["video_fields"].items()),
         ("wds shards", str(summary["wds_shards"])),
         ("latents", _latents_line(summary["latents"])),
     ]

@@ -17,6 +17,8 @@ from ..errors import DreamerDataError, StoreError
 from ..store.fields import LATENTS
 from ..store.location import StoreLocation
 from ..store.manifest import load_manifest, manifest_fields
+from ..store.reader import open_group
+from ..store.video_field import VideoFrames
 from .clips import ClipStitcher
 from .context import multiprocessing_context, resolve_rank, worker_split
 from .items import make_item, parse_frame_dtype, resolve_fields
@@ -79,6 +81,9 @@ class StreamDataset(IterableDataset):
     for ``WindowDataset``; unshuffled, the stream yields exactly its windows in its order.
     ``rank``/``world_size`` default to torch.distributed's, read when the dataset is built.
 
+    A video-backed field (``ingest --frames-as video``) has no member in the shards: each clip's rows are
+    decoded from the store's video clips, in the worker, continuing where the previous clip stopped.
+
     ``store`` is a path or any fsspec URL; shards are opened through fsspec. Remote stores need
     ``multiprocessing_context=dataset.multiprocessing_context`` ('spawn') in the DataLoader.
     """
@@ -94,7 +99,10 @@ class StreamDataset(IterableDataset):
         if not shards:
             raise StoreError(f"{self.store}: store has no webdataset shards (ingest with --format both)")
         self.shards = [shard["name"] for shard in shards]
-        self.fields = resolve_fields(self.store, manifest_fields(manifest), load)
+        specs = manifest_fields(manifest)
+        self.fields = resolve_fields(self.store, specs, load)
+        self.videos = {field: specs[field] for field in self.fields if specs[field].video is not None}
+        self.episode_starts = {episode["id"]: episode["start"] for episode in manifest["episodes"]}
         if LATENTS in self.fields:
             check_shard_latents(self.store, manifest, shards)
         self.frames_as = parse_frame_dtype(frame_dtype)
@@ -125,9 +133,16 @@ class StreamDataset(IterableDataset):
 
     def _windows(self, shards: list[str]) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
         keep = self.keep.__contains__ if self.keep is not None else None
+        in_shards = tuple(field for field in self.fields if field not in self.videos)
+        group = open_group(self.location) if self.videos else None
+        videos = {field: VideoFrames(self.location, group, spec) for field, spec in self.videos.items()}
         for shard in shards:
             stitcher = ClipStitcher(self.shape, f"{self.store.rstrip('/')}/{shard}")
-            for meta, arrays in read_clips(self.location, shard, self.fields, keep):
+            for meta, arrays in read_clips(self.location, shard, in_shards, keep):
+                if videos:
+                    start = self.episode_starts[meta["episode"]] + meta["start"]
+                    arrays.update({field: video.read(start, start + meta["length"]) for field, video in videos.items()})
+                    arrays = {field: arrays[field] for field in self.fields}
                 yield from stitcher.add(meta, arrays)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:

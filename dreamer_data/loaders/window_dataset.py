@@ -13,6 +13,7 @@ from ..errors import StoreError
 from ..store.location import StoreLocation
 from ..store.manifest import load_manifest, manifest_fields
 from ..store.reader import open_field, open_group
+from ..store.video_field import VideoFrames
 from .chunks import DEFAULT_CACHE_BYTES, ChunkCache
 from .context import multiprocessing_context
 from .items import make_item, parse_frame_dtype, resolve_fields
@@ -34,7 +35,8 @@ class WindowDataset(Dataset):
 
     Only the manifest is read here. Each process (each DataLoader worker) opens its own zarr
     handle on first access, so the dataset pickles small and never shares an open store, and
-    keeps up to ``cache_bytes`` of decoded chunks (see ``chunks.py``). Every process reads the
+    keeps up to ``cache_bytes`` of decoded chunks (see ``chunks.py``); a video-backed field is decoded
+    there, from the keyframe before each window (``store/video_field.py``). Every process reads the
     arrays this manifest names: latents that ``tokenize --overwrite`` replaces later stay the ones
     read (or, once a second overwrite removed them, reads raise ``StoreError``), never a mix.
     Pass ``multiprocessing_context=dataset.multiprocessing_context`` to the DataLoader: remote
@@ -65,18 +67,21 @@ class WindowDataset(Dataset):
         self.multiprocessing_context = multiprocessing_context(location)
         self.cache_bytes = cache_bytes
         self._cache: ChunkCache | None = None
+        self._videos: dict[str, VideoFrames] = {}
         self._pid: int | None = None
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_cache"] = state["_pid"] = None  # every process opens its own handle
+        state["_cache"], state["_videos"], state["_pid"] = None, {}, None  # every process opens its own handle
         return state
 
     def _open(self) -> ChunkCache:
         if self._cache is None or self._pid != os.getpid():  # a forked worker must not reuse the parent's
             location = StoreLocation(self.store)
             group = open_group(location)
-            self._cache = ChunkCache({field: open_field(location, group, spec) for field, spec in self.specs.items()},
+            opened = {field: open_field(location, group, spec) for field, spec in self.specs.items()}
+            self._videos = {field: array for field, array in opened.items() if isinstance(array, VideoFrames)}
+            self._cache = ChunkCache({field: array for field, array in opened.items() if field not in self._videos},
                                      self.cache_bytes)
             self._pid = os.getpid()
         return self._cache
@@ -93,6 +98,7 @@ class WindowDataset(Dataset):
         _, first_row = self.index.locate(int(index))
         rows = self.index.rows(first_row)
         cache = self._open()
-        block = {field: cache.read(field, int(rows[0]), int(rows[-1]) + 1, self.shape.frame_step)
-                 for field in self.fields}
+        start, stop, step = int(rows[0]), int(rows[-1]) + 1, self.shape.frame_step
+        block = {field: self._videos[field].read(start, stop, step) if field in self._videos
+                 else cache.read(field, start, stop, step) for field in self.fields}
         return make_item(block, self.index.is_first(rows), self.frames_as)

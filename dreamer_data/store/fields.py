@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .video_spec import VideoSettings
+
 
 @dataclass(frozen=True)
 class FieldSpec:
@@ -16,6 +18,7 @@ class FieldSpec:
     shape: tuple[int, ...] = ()
     chunk_rows: int = 1024  # rows per zarr chunk along time
     stored_at: str = ""  # the array's path where it is not data/<name>: a later version of latents
+    video: VideoSettings | None = None  # stored as video clips plus a frame index (store/video_field.py)
 
     @property
     def path(self) -> str:
@@ -39,13 +42,17 @@ class FieldSpec:
         return np.ascontiguousarray(array)
 
     def to_json(self) -> dict:
-        return {"path": self.path, "dtype": self.dtype, "shape": list(self.shape), "chunk_rows": self.chunk_rows}
+        data = {"path": self.path, "dtype": self.dtype, "shape": list(self.shape), "chunk_rows": self.chunk_rows}
+        if self.video is not None:  # array fields keep exactly the keys they always had
+            data.update(storage="video", video=self.video.to_json())
+        return data
 
     @classmethod
     def from_json(cls, name: str, data: dict) -> "FieldSpec":
         path = data.get("path", f"data/{name}")
+        video = VideoSettings.from_json(data["video"]) if data.get("storage") == "video" else None
         return cls(name=name, dtype=data["dtype"], shape=tuple(data["shape"]), chunk_rows=data["chunk_rows"],
-                   stored_at="" if path == f"data/{name}" else path)
+                   stored_at="" if path == f"data/{name}" else path, video=video)
 
 
 # Names of the per-frame fields readers look up (docs/FORMAT.md; ``is_first`` is added to every window item by the

@@ -16,7 +16,9 @@ from .fields import FieldSpec
 from .location import StoreLocation
 
 FORMAT_NAME = "dreamer-store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # stores whose fields are all zarr arrays
+VIDEO_FORMAT_VERSION = 2  # stores with a video-backed field: older dreamers refuse them in one line
+NEWEST_FORMAT_VERSION = VIDEO_FORMAT_VERSION
 MANIFEST_FILE = "manifest.json"
 
 
@@ -33,7 +35,7 @@ def new_manifest(*, source: dict, observation: dict, actions: dict, fields: dict
                  rewards_present: bool, extra: dict | None = None) -> dict[str, Any]:
     return {
         "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        "format_version": VIDEO_FORMAT_VERSION if any(s.video for s in fields.values()) else FORMAT_VERSION,
         "created_with": created_with(),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source": source,
@@ -64,9 +66,9 @@ def load_manifest(location: StoreLocation | str) -> dict[str, Any]:
         raise StoreError(f"{location.root}/{MANIFEST_FILE}: malformed JSON ({error})") from None
     if manifest.get("format") != FORMAT_NAME:
         raise StoreError(f"{location.root}/{MANIFEST_FILE}: not a {FORMAT_NAME} manifest")
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
+    if manifest.get("format_version", 0) > NEWEST_FORMAT_VERSION:
         raise StoreError(f"{location.root}: store format v{manifest['format_version']} is newer than this "
-                         f"dreamer (v{FORMAT_VERSION}); upgrade dreamer")
+                         f"dreamer (v{NEWEST_FORMAT_VERSION}); upgrade dreamer")
     return manifest
 
 

@@ -1,6 +1,7 @@
 """merge: join part stores (``ingest --part I/N``) into one store, in source order.
 
-Rows are copied array to array (zarr chunks are re-compressed; no video is decoded again), and
+Rows are copied array to array (zarr chunks are re-compressed; no video is decoded again; the clips of a
+video-backed field are copied file by file), and
 webdataset shards are rebuilt from the merged rows. Resumable like ingest.
 """
 
@@ -13,6 +14,7 @@ import numpy as np
 from ..errors import StoreError
 from .location import StoreLocation
 from .reader import StoreReader
+from .video_field import Clip
 from .wds import add_shards_locked
 from .writer import StoreWriter
 
@@ -28,6 +30,10 @@ class StoredEpisode:
 
     def chunks(self, name: str) -> Iterator[np.ndarray]:
         return self.reader.iter_rows(name, self.info["start"], self.info["end"])
+
+    def clips(self, name: str) -> Iterator[Clip]:
+        """A video field's clips, copied as they are (never decoded and encoded again)."""
+        return self.reader.array(name).episode_clips(self.info["start"], self.info["end"])
 
     def remove(self) -> None:
         """Nothing to clean up: the part store stays as it is."""

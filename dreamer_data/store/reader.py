@@ -12,6 +12,7 @@ from . import latents as versions
 from .fields import LATENTS, FieldSpec
 from .location import StoreLocation
 from .manifest import load_manifest, manifest_fields
+from .video_field import VideoFrames
 
 READ_BLOCK_ROWS = 4096
 
@@ -68,8 +69,12 @@ def _missing(location: StoreLocation, spec: FieldSpec) -> StoreError:
     return StoreError(f"{location.root}: manifest lists {spec.name!r} but {spec.path} is missing")
 
 
-def open_field(location: StoreLocation, group: zarr.Group, spec: FieldSpec) -> zarr.Array | LatentsArray:
-    """The array a manifest names for ``spec`` (latents: the version that manifest published)."""
+def open_field(location: StoreLocation, group: zarr.Group,
+               spec: FieldSpec) -> zarr.Array | LatentsArray | VideoFrames:
+    """The array a manifest names for ``spec`` (latents: the version that manifest published; a video-backed
+    field: its clips, decoded on read)."""
+    if spec.video is not None:
+        return VideoFrames(location, group, spec)
     try:
         array = group[spec.path]
     except KeyError:
@@ -97,7 +102,7 @@ class StoreReader:
     def total_frames(self) -> int:
         return self.manifest["totals"]["frames"]
 
-    def array(self, name: str) -> zarr.Array | LatentsArray:
+    def array(self, name: str) -> zarr.Array | LatentsArray | VideoFrames:
         if name not in self.fields:
             raise StoreError(f"{self.location.root}: store has no field {name!r} "
                              f"(has: {', '.join(sorted(self.fields))})")

@@ -20,10 +20,13 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import EpisodeError
+from ..video.encode import ClipEncoder, clip_file
 from .fields import FieldSpec
 from .location import naming_write_errors
+from .video_field import Clip, episode_digest, split_clips
 
 EPISODE_INFO = "episode.json"
+VIDEO_INDEX = "index.npy"  # a video field's staged (clip, frame, pts) rows, beside its clips
 
 
 def staging_key(episode_id: str) -> str:
@@ -53,6 +56,8 @@ class EpisodeStager:
             for spec in fields.values():
                 (self.tmp / spec.file_stem).mkdir(parents=True)
         self.hashes = {name: hashlib.sha256() for name in fields}
+        self.encoders = {name: ClipEncoder(self.tmp / spec.file_stem, spec.video, file)
+                         for name, spec in fields.items() if spec.video is not None}
         self.length = 0
         self.parts = 0
 
@@ -69,9 +74,12 @@ class EpisodeStager:
         for name, array in rows.items():
             spec = self.fields[name]
             array = spec.check(np.asarray(array), self.file)
-            self.hashes[name].update(array.tobytes())
             with naming_write_errors(str(self.tmp.parent)):  # disk full stops the run: it is no fault of the episode
-                _save_npy(self.tmp / spec.file_stem / f"{self.parts:06d}.npy", array)
+                if name in self.encoders:
+                    self.encoders[name].add(array)
+                else:
+                    self.hashes[name].update(array.tobytes())
+                    _save_npy(self.tmp / spec.file_stem / f"{self.parts:06d}.npy", array)
         self.parts += 1
         self.length += lengths.pop()
 
@@ -79,6 +87,11 @@ class EpisodeStager:
         if self.length == 0:
             self.abort()
             raise EpisodeError(self.file, "episode has no frames")
+        with naming_write_errors(str(self.tmp.parent)):
+            for name, encoder in self.encoders.items():
+                folder = self.tmp / self.fields[name].file_stem
+                _save_npy(folder / VIDEO_INDEX, encoder.finish())
+                self.hashes[name] = episode_digest(staged_clips(folder))
         info = {
             "id": self.episode_id,
             "source_file": source_file,
@@ -94,7 +107,16 @@ class EpisodeStager:
         return StagedEpisode.load(self.final, self.fields)
 
     def abort(self) -> None:
+        for encoder in self.encoders.values():
+            encoder.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def staged_clips(folder: Path) -> Iterator[Clip]:
+    """A staged video field's clips with their (frame, pts) rows, one in memory at a time."""
+    index = np.load(folder / VIDEO_INDEX, allow_pickle=False)
+    for first, end in split_clips(index):
+        yield Clip(clip_file(folder, int(index[first, 0])).read_bytes(), index[first:end, 1:])
 
 
 @dataclass
@@ -120,6 +142,9 @@ class StagedEpisode:
     def chunks(self, name: str) -> Iterator[np.ndarray]:
         for part in sorted((self.path / self.fields[name].file_stem).glob("*.npy")):
             yield np.load(part, allow_pickle=False)
+
+    def clips(self, name: str) -> Iterator[Clip]:
+        return staged_clips(self.path / self.fields[name].file_stem)
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

@@ -27,6 +27,7 @@ def summarize(reader: StoreReader) -> dict:
         "fps": observation.get("fps"),
         "actions": {name: f"{spec['kind']}[{spec['size']}]" for name, spec in manifest["actions"].items()},
         "fields": sorted(reader.fields),
+        "video_fields": {name: spec.video.to_json() for name, spec in reader.fields.items() if spec.video},
         "bytes_on_disk": reader.location.bytes_on_disk(),
         "array_bytes": array_bytes,
         "raw_bytes": raw_bytes,

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import StoreError
 from .reader import StoreReader
+from .video_field import verify_video_field
 from .writer import EPISODE_ENDS
 
 
@@ -49,6 +50,9 @@ def verify_store(root: str, progress: Callable[[int, int], None] | None = None) 
             problems.append(f"{where}: {EPISODE_ENDS} does not match the manifest's episode ends")
 
     for name, spec in reader.fields.items():
+        if spec.video is not None:
+            problems.extend(verify_video_field(reader, spec))
+            continue
         try:
             array = reader.array(name)
         except StoreError as error:

@@ -2,7 +2,8 @@
 
 Each sample is one clip of ``clip_length`` consecutive frames of one episode (the episode's last
 clip may be shorter; its ``.json`` says so). Members: ``<key>.<field>.npy`` with '/' in field names
-written as '.', plus ``<key>.json``. ``__key__`` is ``<episode id>/<start frame:08d>``. Shards hold
+written as '.', plus ``<key>.json``; a video-backed field has no member (``StreamDataset`` decodes it
+from the store's clips). ``__key__`` is ``<episode id>/<start frame:08d>``. Shards hold
 whole episodes, so new episodes of a resumed ingest only ever add shards.
 """
 
@@ -78,7 +79,7 @@ def export_shards(reader: StoreReader, clip_length: int = DEFAULT_CLIP_LENGTH,
                          f"not {clip_length}")
     covered = sum(len(shard["episodes"]) for shard in entry["shards"])
     episodes = reader.episodes[covered:]
-    fields = list(reader.fields)
+    fields = [name for name, spec in reader.fields.items() if spec.video is None]  # video stays in the store
     # a shard's latents.npy is a copy of the latents published when it was written: record whose they are,
     # so a reader never takes them for a later checkpoint's (tokenize --overwrite does not rewrite shards)
     latents_checkpoint = (reader.manifest.get("latents") or {}).get("checkpoint_hash") if LATENTS in fields else None

@@ -20,6 +20,7 @@ from ..errors import StoreError
 from .fields import FieldSpec
 from .location import STORE_ATTRIBUTE, StoreLocation, naming_write_errors
 from .manifest import MANIFEST_FILE, load_manifest, manifest_fields, save_manifest
+from .video_field import Clip, VideoFieldWriter, create_video_field
 
 EPISODE_ENDS = "meta/episode_ends"
 # Manifest keys that must match for a rerun to append to an existing store.
@@ -61,6 +62,8 @@ class EpisodeRows(Protocol):
     length: int
 
     def chunks(self, name: str) -> Iterator[np.ndarray]: ...
+
+    def clips(self, name: str) -> Iterator[Clip]: ...  # video fields (store/video_field.py)
 
     def remove(self) -> None: ...
 
@@ -115,7 +118,9 @@ class StoreWriter:
             if self._lock is not None:
                 self._lock.release()
             raise
-        self.arrays = {name: self.group[spec.path] for name, spec in self.fields.items()}
+        self.arrays = {name: self.group[spec.path] for name, spec in self.fields.items() if spec.video is None}
+        self.videos = {name: VideoFieldWriter(location, self.group, spec)
+                       for name, spec in self.fields.items() if spec.video is not None}
         self.committed_ids = {episode["id"] for episode in self.manifest["episodes"]}
         self.total = self.manifest["episodes"][-1]["end"] if self.manifest["episodes"] else 0
 
@@ -131,7 +136,10 @@ class StoreWriter:
         if self.group.attrs.get(STORE_ATTRIBUTE) != attributes:  # a zarr.json left by an older writer
             self.group.attrs[STORE_ATTRIBUTE] = attributes
         for spec in self.fields.values():
-            create_field_array(self.group, spec, 0, self.compression_level)
+            if spec.video is None:
+                create_field_array(self.group, spec, 0, self.compression_level)
+            else:
+                create_video_field(self.group, spec, self.compression_level)
         self.group.create_array(EPISODE_ENDS, shape=(0,), chunks=(65536,), dtype="int64", overwrite=True)
         save_manifest(self.location, self.manifest)
 
@@ -161,6 +169,9 @@ class StoreWriter:
         """Drop rows an interrupted run wrote but never published."""
         total = self.manifest["totals"]["frames"]
         for name, spec in self.fields.items():
+            if spec.video is not None:
+                VideoFieldWriter(self.location, self.group, spec).truncate(total)
+                continue
             array = self.group[spec.path]
             if array.shape[0] != total:
                 array.resize((total, *spec.shape))
@@ -180,6 +191,8 @@ class StoreWriter:
             if offset != end:
                 raise StoreError(f"{staged.path}: staged field {name} has {offset - start} rows, "
                                  f"expected {staged.length}")
+        for name, video in self.videos.items():
+            video.append(staged.clips(name), start, end, f"{self.location.root}: episode {staged.info['id']}")
         info = staged.info
         self.manifest["episodes"].append({
             "id": info["id"], "source_file": info["source_file"], "length": staged.length,
