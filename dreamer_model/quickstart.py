@@ -30,7 +30,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -72,10 +72,24 @@ ROWS = (("behaviour", "eval_behaviour"), ("bc", "eval_bc"), ("dreamer", "eval_dr
 SHARES = {"tokenizer": 0.25, "phase1": 0.25, "phase2": 0.4, "phase3": 0.1}
 CAPS = {"tokenizer": 20_000, "phase1": 10_000, "phase2": 5_000, "phase3": 2_000}
 MIN_STAGE_SECONDS = 5.0
+# torch.compile on a CPU, per stage: (steady speed-up, seconds of compiling), float32 on one thread
+# (benchmarks/bench_precision.py, BENCHMARKS.md: precision). A stage compiles when its budget is long enough for the
+# compiled run to make 10 % more steps than the eager one: the tokenizer from ~2 minutes, phase 1 from ~4.5.
+COMPILE = {"tokenizer": (1.67, 41.0), "phase1": (1.26, 33.0)}
+COMPILE_MARGIN = 1.1
 
 MINATAR_SIZE = 20  # pixels per side of MinAtar frames: 2 per grid cell (the quickstart preset's tokenizer)
 
 PRESET = "quickstart"  # every stage's sizes (presets.py: what each was measured against)
+
+
+def compiles(stage: str, budget: float, cpu: bool) -> bool:
+    """Whether a CPU training stage of ``budget`` seconds makes more steps compiled than eager (``COMPILE``); only
+    where a C++ compiler is installed (torch.compile's CPU backend generates C++)."""
+    if not cpu or stage not in COMPILE or not (shutil.which(os.environ.get("CXX", "g++")) or shutil.which("clang++")):
+        return False
+    speedup, seconds = COMPILE[stage]
+    return (budget - seconds) * speedup > COMPILE_MARGIN * budget
 
 
 def configs(env: str, cpu: bool) -> dict[str, dict]:
@@ -385,6 +399,8 @@ class Quickstart:
 
     def _train(self, stage: str, trainer_class, options, record: dict, describe: Callable[[dict], str]) -> str:
         budget = self._budget(stage, record)
+        if compiles(stage, budget, self.cpu):
+            options = replace(options, sets=[*options.sets, "train.compile=true"])
         emit = lambda event, info: self.emit(stage, event, info)  # noqa: E731
         clock = BudgetClock(budget, lambda event, info: self._trainer_event(stage, clock, event, info))
         emit("start", {"total": round(budget), "unit": "s", "detail": "building"})
@@ -402,7 +418,9 @@ class Quickstart:
         if event == "start":
             size = info.get("parameters", info.get("trainable", 0)) / 1e6
             self.emit(stage, "note", {"text": f"{LABELS[stage]}: {size:.2f}M parameters on {info['device']}, "
-                                              f"{info['train_windows']} training windows, from step {info['step']}"})
+                                              f"{info['train_windows']} training windows, from step {info['step']}"
+                                              + (" (torch.compile: the first steps compile)" if info.get("compile")
+                                                 else "")})
         elif event == "step":
             shown = [f"step {info['step']}"]
             for key, name in (("loss", "loss"), ("psnr", "PSNR"), ("bc_nll", "bc"), ("bc_accuracy", "acc"),

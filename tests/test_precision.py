@@ -5,6 +5,7 @@ float32 unless asked with ``train.cpu_bf16``, and then only where the CPU has na
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -33,3 +34,28 @@ def test_cpu_trainers_run_float32_unless_cpu_bf16_asks_on_a_native_cpu(breakout_
         assert math.isfinite(metrics["loss"])  # a real step either way
     finally:
         trainer.close()
+
+
+def test_a_compiled_cpu_step_trains_as_the_eager_one(breakout_store, tmp_path):
+    """``train.compile`` on the CPU (the quickstart turns it on for long stages): the same losses as eager, and the
+    checkpoint holds the model's own parameter names (not the compiled wrapper's)."""
+    from dreamer_model.checkpoint import load_checkpoint
+
+    losses = {}
+    for compiled in (False, True):
+        out = tmp_path / f"compiled-{compiled}"
+        trainer = TokenizerTrainer(TokenizerTrainOptions(
+            data=str(breakout_store), out=str(out), preset="quickstart", steps=3, seed=0, device="cpu",
+            sets=[f"train.compile={str(compiled).lower()}", "train.log_every=1", "train.eval_every=3",
+                  "train.eval_windows=8"]))
+        try:
+            assert hasattr(trainer.net, "_orig_mod") is compiled  # what torch.compile returns wraps the model
+            trainer.fit()
+        finally:
+            trainer.close()
+        losses[compiled] = [row["loss"] for row in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+                            if row.get("split") == "train"]
+        names = sorted(load_checkpoint(str(out), "tokenizer")["model"])
+        assert names and not any(name.startswith("_orig_mod") for name in names)
+    assert len(losses[True]) == 3
+    assert losses[True] == pytest.approx(losses[False], rel=1e-3)
