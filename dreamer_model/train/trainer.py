@@ -28,6 +28,7 @@ carries a note): there is nothing to shard, and a run or checkpoint made under F
 from __future__ import annotations
 
 import gc
+import logging
 import math
 import signal
 import time
@@ -266,6 +267,8 @@ class Trainer:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             net = DistributedDataParallel(module, device_ids=device_ids)
         if self.run.train.compile:
+            if self.device.type == "cpu":  # the C++ builder's "No CUDA runtime is found" line says nothing on a CPU
+                logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
             net = torch.compile(net)
         return net
 
