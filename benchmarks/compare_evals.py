@@ -15,13 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
-
-def episode_returns(folder: Path) -> tuple[np.ndarray, list[int]]:
-    report = json.loads((folder / "report.json").read_text())
-    episodes = report["per_episode"]
-    return np.array([e["return"] for e in episodes], dtype=np.float64), [e["env_seed"] for e in episodes]
+from dreamer_model.eval.report import paired_difference
 
 
 def main() -> None:
@@ -29,16 +23,14 @@ def main() -> None:
     parser.add_argument("baseline", type=Path)
     parser.add_argument("candidates", type=Path, nargs="+")
     args = parser.parse_args()
-    base, base_seeds = episode_returns(args.baseline)
+    base = json.loads((args.baseline / "report.json").read_text())
     for folder in args.candidates:
-        returns, seeds = episode_returns(folder)
-        if seeds != base_seeds:
-            sys.exit(f"{folder}: its episodes were played on other environment seeds than {args.baseline}'s "
-                     f"(evaluate both with the same --seed and --episodes)")
-        diff = returns - base
-        stderr = diff.std(ddof=1) / np.sqrt(len(diff))
-        print(f"{folder} − {args.baseline}: {diff.mean():+.3f} ± {stderr:.3f} (paired s.e., {len(diff)} episodes), "
-              f"z = {diff.mean() / stderr:.2f}")
+        try:
+            diff = paired_difference(json.loads((folder / "report.json").read_text()), base, f"{folder} vs {args.baseline}")
+        except ValueError as error:
+            sys.exit(str(error))
+        print(f"{folder} − {args.baseline}: {diff['mean']:+.3f} ± {diff['stderr']:.3f} (paired s.e., "
+              f"{diff['episodes']} episodes), z = {diff['z'] if diff['z'] is None else round(diff['z'], 2)}")
 
 
 if __name__ == "__main__":

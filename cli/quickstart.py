@@ -89,8 +89,8 @@ def print_summary(summary: dict, console: Console) -> None:
     if crafter:
         table.add_column("Crafter score", justify="right")
     table.add_column("mean length", justify="right")
-    names = {"behaviour": f"behaviour ({summary['behaviour']['policy']})", "bc": "BC (phase 2)",
-             "dreamer": "Dreamer (phase 3)"}
+    names = {"behaviour": f"behaviour ({summary['behaviour']['policy']})", "random": "uniform random",
+             "bc": "BC (phase 2)", "dreamer": "Dreamer (phase 3)"}
     for row, label in names.items():
         entry = summary[row]
         cells = [label, f"{entry['return_mean']:.2f} ± {entry['return_stderr']:.2f}"]
@@ -99,6 +99,10 @@ def print_summary(summary: dict, console: Console) -> None:
         cells.append(f"{entry['length_mean']:.0f}")
         table.add_row(*cells)
     console.print(table)
+    diff = summary["dreamer_minus_bc"]
+    verdict = "Dreamer beat BC" if summary["dreamer_beat_bc"] else "Dreamer did not beat BC"
+    console.print(f"Dreamer − BC: {diff['mean']:+.2f} ± {diff['stderr']:.2f} (paired over the same {diff['episodes']} "
+                  f"seeds): {verdict} (by more than two standard errors).", highlight=False)
     a = summary["artefacts"]
     paths = [("store", a["store"]), ("tokenizer checkpoint", a["tokenizer"]),
              ("reconstruction grid", a["reconstruction_grid"] or "-"), ("world model checkpoint", a["world_model"]),

@@ -46,6 +46,7 @@ from dreamer_data.store.manifest import load_manifest
 
 from .errors import ModelError
 from .checkpoint import list_checkpoints
+from .eval.report import paired_difference
 
 ENVS = ("minatar", "crafter")
 DEFAULT_GAME = "breakout"
@@ -54,13 +55,15 @@ POLICY = "noisy-scripted"  # the behaviour policy that records the data (and the
 STATE_FILE = "quickstart.json"
 SUMMARY_FILE = "summary.json"
 STAGES = ("collect", "ingest", "tokenizer", "tokenize", "phase1", "rollout", "phase2", "phase3",
-          "eval_behaviour", "eval_bc", "eval_dreamer")
+          "eval_behaviour", "eval_random", "eval_bc", "eval_dreamer")
 TRAINED = ("tokenizer", "phase1", "phase2", "phase3")
 LABELS = {"collect": "collect", "ingest": "ingest", "tokenizer": "tokenizer", "tokenize": "tokenize",
           "phase1": "phase 1 (world model)", "rollout": "rollout GIF", "phase2": "phase 2 (BC + reward)",
-          "phase3": "phase 3 (imagination RL)", "eval_behaviour": "eval behaviour", "eval_bc": "eval BC",
+          "phase3": "phase 3 (imagination RL)", "eval_behaviour": "eval behaviour", "eval_random": "eval random", "eval_bc": "eval BC",
           "eval_dreamer": "eval Dreamer"}
-ROWS = (("behaviour", "eval_behaviour"), ("bc", "eval_bc"), ("dreamer", "eval_dreamer"))
+ROWS = (("behaviour", "eval_behaviour"), ("random", "eval_random"), ("bc", "eval_bc"), ("dreamer", "eval_dreamer"))
+# Dreamer beats BC when its paired return difference over the same evaluation seeds exceeds this many standard errors.
+BEAT_Z = 2.0
 
 # Shares of the training time, and the step caps that bound a stage on a fast machine. Until the tokenizer
 # draws MinAtar's one-cell ball and paddle no later stage can see them: with focal weighting it does by
@@ -298,7 +301,8 @@ class Quickstart:
         stages = self.state["stages"]
         upstream = {"collect": None, "ingest": "collect", "tokenizer": "ingest", "tokenize": "tokenizer",
                     "phase1": "tokenize", "rollout": "phase1", "phase2": "phase1", "phase3": "phase2",
-                    "eval_behaviour": "ingest", "eval_bc": "phase2", "eval_dreamer": "phase3"}[stage]
+                    "eval_behaviour": "ingest", "eval_random": "ingest", "eval_bc": "phase2",
+                    "eval_dreamer": "phase3"}[stage]
         inputs = {"plan": asdict(self.plan)} if stage == "collect" else {}
         if upstream:
             inputs["from"] = (stages.get(upstream) or {}).get("outputs")
@@ -545,6 +549,9 @@ class Quickstart:
     def _eval_behaviour(self, record: dict) -> str:
         return self._evaluate("eval_behaviour", "behaviour", policy=POLICY, data=str(self.paths.store))
 
+    def _eval_random(self, record: dict) -> str:
+        return self._evaluate("eval_random", "random", policy="random", data=str(self.paths.store))
+
     def _eval_bc(self, record: dict) -> str:
         return self._evaluate("eval_bc", "bc", ckpt=str(self.paths.runs["phase2"]))
 
@@ -555,9 +562,9 @@ class Quickstart:
 
     def _summary(self, wall_this_run: float) -> dict:
         p, stages = self.paths, self.state["stages"]
-        rows = {}
+        rows, reports = {}, {}
         for row, stage in ROWS:
-            report = json.loads((p.eval[row] / "report.json").read_text())
+            report = reports[row] = json.loads((p.eval[row] / "report.json").read_text())
             entry = {"policy": report["policy"], "return_mean": report["return_mean"],
                      "return_stderr": report["return_stderr"], "episodes": report["episodes"],
                      "length_mean": report["length_mean"], "report": str(p.eval[row] / "report.json"),
@@ -569,11 +576,14 @@ class Quickstart:
                 entry["checkpoint"] = report["checkpoint"]
             rows[row] = entry
         write_comparison(rows, p.comparison, self._where())
+        dreamer_minus_bc = paired_difference(reports["dreamer"], reports["bc"], str(p.eval["dreamer"]))
         tokenizer_samples = p.runs["tokenizer"] / "samples" / "latest.png"
         return {
             "settings": self.options.settings(), "device": self.options.device, "plan": asdict(self.plan),
             "env": self._where(), "eval_seed": self.options.seed,
             **rows,
+            "dreamer_minus_bc": dreamer_minus_bc,  # paired over the same evaluation seeds
+            "dreamer_beat_bc": dreamer_minus_bc["mean"] > BEAT_Z * dreamer_minus_bc["stderr"],
             "artefacts": {
                 "raw": str(p.raw), "store": str(p.store), "tokenizer": stages["tokenizer"]["outputs"]["checkpoint"],
                 "reconstruction_grid": str(tokenizer_samples) if tokenizer_samples.exists() else None,
@@ -602,8 +612,11 @@ def object_recall(metrics: dict) -> str:
     return f"object cell recall {recall}" if recall else ""
 
 
+COLOURS = ["tab:gray", "tab:olive", "tab:blue", "tab:green"]  # the rows of ROWS
+
+
 def write_comparison(rows: dict[str, dict], path: Path, where: str) -> None:
-    """Bar chart of the three policies' mean return ± s.e. (and Crafter score when there is one)."""
+    """Bar chart of the policies' mean return ± s.e. (and Crafter score when there is one)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -614,11 +627,11 @@ def write_comparison(rows: dict[str, dict], path: Path, where: str) -> None:
     fig, axes = plt.subplots(1, 2 if crafter else 1, figsize=(8 if crafter else 5, 4), squeeze=False)
     ax = axes[0][0]
     ax.bar(names, [rows[n]["return_mean"] for n in names], yerr=[rows[n]["return_stderr"] for n in names],
-           capsize=6, color=["tab:gray", "tab:blue", "tab:green"])
+           capsize=6, color=COLOURS[:len(names)])
     ax.set_ylabel("mean return ± s.e.")
     ax.set_title(f"{where}: {rows[names[0]]['episodes']} episodes each, same seeds")
     if crafter:
-        axes[0][1].bar(names, [rows[n]["crafter_score"] for n in names], color=["tab:gray", "tab:blue", "tab:green"])
+        axes[0][1].bar(names, [rows[n]["crafter_score"] for n in names], color=COLOURS[:len(names)])
         axes[0][1].set_ylabel("Crafter score (%)")
     fig.tight_layout()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)

@@ -27,7 +27,7 @@ from dreamer_model.checkpoint import list_checkpoints, load_checkpoint
 
 MINUTES = "0.5"  # the plan's floor: 6 collected episodes of <= 100 steps, 4 evaluation episodes per policy
 STAGES = ("collect", "ingest", "tokenizer", "tokenize", "phase1", "rollout", "phase2", "phase3",
-          "eval_behaviour", "eval_bc", "eval_dreamer")
+          "eval_behaviour", "eval_random", "eval_bc", "eval_dreamer")
 ENV = {**os.environ, "COLUMNS": "250", "NO_COLOR": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -53,7 +53,8 @@ def reused(output: str) -> set[str]:
     """Stages the live view marked as reused (↷) in its final frame."""
     labels = {"collect": "collect", "ingest": "ingest", "tokenizer": "tokenizer", "tokenize": "tokenize",
               "phase1": "phase 1", "rollout": "rollout GIF", "phase2": "phase 2", "phase3": "phase 3",
-              "eval_behaviour": "eval behaviour", "eval_bc": "eval BC", "eval_dreamer": "eval Dreamer"}
+              "eval_behaviour": "eval behaviour", "eval_random": "eval random", "eval_bc": "eval BC",
+              "eval_dreamer": "eval Dreamer"}
     lines = [line for line in output.splitlines() if line.startswith("↷ ")]
     return {stage for stage, label in labels.items()
             if any(line[2:].startswith(label + " ") and "reused" in line for line in lines)}
@@ -132,13 +133,14 @@ def test_summary_matches_the_evaluation_reports_and_the_artefacts(built):
         assert ckpt["step"] == stage["step"] >= 1 and stage["budget"] > 0
     assert all(torch.isfinite(v).all() for v in dreamer["model"].values() if v.is_floating_point())
 
-    # three evaluations on the same seeds; summary.json says what their reports say
-    seeds = []
-    rows = (("behaviour", "noisy-scripted", None), ("bc", "phase2", bc), ("dreamer", "phase3", dreamer))
+    # four evaluations on the same seeds; summary.json says what their reports say
+    seeds, returns_of = [], {}
+    rows = (("behaviour", "noisy-scripted", None), ("random", "random", None), ("bc", "phase2", bc),
+            ("dreamer", "phase3", dreamer))
     for row, policy, ckpt in rows:
         entry = summary[row]
         report = json.loads(Path(entry["report"]).read_text())
-        returns = [e["return"] for e in report["per_episode"]]
+        returns = returns_of[row] = [e["return"] for e in report["per_episode"]]
         assert entry["policy"] == report["policy"] == policy
         assert entry["episodes"] == len(returns) == 4
         assert math.isclose(entry["return_mean"], np.mean(returns))
@@ -150,7 +152,15 @@ def test_summary_matches_the_evaluation_reports_and_the_artefacts(built):
         assert Image.open(entry["chart"]).size[0] > 100
         # the final table printed on stdout carries the same numbers
         assert f"{entry['return_mean']:.2f} ± {entry['return_stderr']:.2f}" in resumed.stdout
-    assert seeds[0] == seeds[1] == seeds[2]
+    assert seeds[0] == seeds[1] == seeds[2] == seeds[3]
+    # Dreamer − BC, paired over those seeds, and the one-line verdict
+    diff = np.subtract(returns_of["dreamer"], returns_of["bc"])
+    paired = summary["dreamer_minus_bc"]
+    assert paired["episodes"] == 4 and math.isclose(paired["mean"], diff.mean(), abs_tol=1e-12)
+    assert math.isclose(paired["stderr"], diff.std(ddof=1) / 2.0, abs_tol=1e-12)
+    assert summary["dreamer_beat_bc"] == (paired["mean"] > 2 * paired["stderr"])
+    verdict = "Dreamer beat BC" if summary["dreamer_beat_bc"] else "Dreamer did not beat BC"
+    assert f"Dreamer − BC: {paired['mean']:+.2f} ± {paired['stderr']:.2f}" in resumed.stdout and verdict in resumed.stdout
     assert "crafter_score" not in summary["behaviour"]
 
     # the pictures: reconstruction grid, rollout GIF (real | tokenizer | world model), comparison plot

@@ -29,6 +29,19 @@ def mean_stderr(values: list[float]) -> tuple[float, float]:
     return float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else 0.0
 
 
+def paired_difference(candidate: dict, baseline: dict, where: str = "") -> dict[str, float | None]:
+    """Candidate − baseline return over two reports of the same ``--seed`` and ``--episodes`` (episode i played the
+    same environment seed in both, so the per-episode differences cancel the variation between seeds): mean,
+    paired standard error, z = mean / s.e. (None when every difference is equal), episodes."""
+    seeds = [e["env_seed"] for e in candidate["per_episode"]]
+    if seeds != [e["env_seed"] for e in baseline["per_episode"]]:
+        raise ValueError(f"{where or 'reports'}: the two evaluations played other environment seeds "
+                         "(evaluate both with the same --seed and --episodes)")
+    diff = [a["return"] - b["return"] for a, b in zip(candidate["per_episode"], baseline["per_episode"])]
+    mean, stderr = mean_stderr(diff)
+    return {"mean": mean, "stderr": stderr, "z": mean / stderr if stderr > 0 else None, "episodes": len(diff)}
+
+
 def summarise(run: EvalRun, extra: dict | None = None) -> dict:
     returns = [e.ret for e in run.episodes]
     lengths = [e.length for e in run.episodes]
