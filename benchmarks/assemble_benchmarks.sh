@@ -29,7 +29,13 @@ no Crafter agent (no GPU). The 15-minute quickstart's tokenizer draws breakout's
 cell recall 0.95-0.99 with focal weighting; plain MSE 0.12-0.56) and its BC / Dreamer play 4.5x / 3.7x
 random, far below the data's player; the ladder found the loss in phase 2's multi-token BC heads (fixed:
 greedy BC 1.23 → 5.36) and in the world model (ball in the right cell one step into imagination 3-28 %,
-target 95 %); latent-MLP BC reaches 61-99 % of grid-MLP BC.
+target 95 %); latent-MLP BC reaches 61-99 % of grid-MLP BC. Video-backed frames: 0.6x the source H.264's
+bytes at 41 dB (target ≤ 1.5x: met), 16-frame windows at 360x640 1.8x as fast as seeking into the source mp4
+(target 3x: missed). Ray: the same store as one machine, 26 ms of Ray per episode; scaling with workers not
+shown on this shared box. Speed levers (issue 19): bf16 autocast makes phase 1-2 steps 1.2x faster on this
+CPU but the world model's one-step error 26-49 % worse at equal steps, so it stays off on CPUs; compile pays
+from ~4-minute stages; the quickstart's steps per stage are not doubled. Play: the quickstart's world model
+generates 76 frames/s per CPU core (target 15: met), but its paddle follows the keys only weakly.
 
 Contents:
 HDR
