@@ -254,7 +254,7 @@ def dynamics_bench(s: Sizes, steps: int) -> Bench:
     ours, cfg = our_dynamics(s)
     theirs = their_dynamics(s)
     ours.train(), theirs.train()
-    loss_fn = ShortcutForcingLoss(cfg.k_max, cfg.objective, cfg.rms_decay, cfg.bootstrap_fraction)
+    loss_fn = ShortcutForcingLoss.from_config(cfg)
     latents = torch.rand(s.dyn_batch, s.dyn_frames, s.latents, s.latent_dim) * 2 - 1  # cached tanh latents
     action_in, has_in, actions = random_actions(s, s.dyn_batch, s.dyn_frames)
     our_opt, their_opt = adamw(ours), adamw(theirs)

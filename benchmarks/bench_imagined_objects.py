@@ -1,6 +1,7 @@
 """Does the world model keep the ball? Object cell recall of imagined MinAtar frames h steps ahead.
 
     python benchmarks/bench_imagined_objects.py STORE --wm RUN [--rollouts 12] [--context 8] [--frames 16]
+                                                [--steps K] [--tau-ctx 0.9]
 
 Runs ``dreamer-train rollout``'s own code (``rollout_video`` with ``.npz`` output, recorded actions, the
 world model's default K) from evenly spaced starts in the world model's held-out episodes (never trained
@@ -40,6 +41,8 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=8)
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=None, help="K denoising steps per frame (default: the model's)")
+    parser.add_argument("--tau-ctx", type=float, default=None, help="signal level context is re-noised to")
     parser.add_argument("--results", default=None, help="markdown file to write")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -48,6 +51,8 @@ def main() -> None:
     observation = manifest["observation"]
     grids = zarr.open_group(args.store, mode="r")[f"data/{GRID_FIELD}"]
     model, state = load_world_model(args.wm)
+    if args.tau_ctx is not None:
+        model.cfg.tau_ctx = args.tau_ctx  # the Sampler reads it from the model's config
     tokenizer = load_store_tokenizer(args.store)
     lengths = {e["id"]: e["length"] for e in manifest["episodes"]}
     window = args.context + args.frames
@@ -62,7 +67,7 @@ def main() -> None:
         for i, (episode, start) in enumerate(starts):
             out = Path(tmp) / f"{i}.npz"
             rollout_video(model, tokenizer, args.store, episode, out, args.context, args.frames, start=int(start),
-                          seed=args.seed + i)
+                          steps=args.steps, seed=args.seed + i)
             panels = np.load(out)
             rows = panels["rows"]  # consecutive store rows of the window
             truth = grids[int(rows[0]):int(rows[-1]) + 1]  # (T, 10, 10, C)
@@ -72,7 +77,8 @@ def main() -> None:
             ceiling.add(panels["tokenizer"][args.context:], truth[args.context:])
 
     channels = list(ceiling.rates())
-    lines = [f"World model `{state['path']}` (step {state['step']}) on `{args.store}`: {len(starts)} rollouts from "
+    sampler = f"K = {args.steps or model.cfg.sample_steps}, τ_ctx = {model.cfg.tau_ctx}"
+    lines = [f"World model `{state['path']}` (step {state['step']}, {sampler}) on `{args.store}`: {len(starts)} rollouts from "
              f"{len(heldout)} held-out episodes, {args.context} real frames of context, recorded actions; "
              "cell recall / precision of the imagined frame h steps ahead, pooled over rollouts.", "",
              "| frames | " + " | ".join(channels) + " |", "|---|" + "---|" * len(channels)]

@@ -64,7 +64,7 @@ def test_run_artefacts_and_checkpoint_contents(store, tmp_path):
     heldout = [r for r in rows if r["split"] == "heldout"]
     assert [r["step"] for r in heldout] == [2]
     assert {"rollout_mse_1", "rollout_mse_3", "copy_mse_1", "flow", "x_mse"} <= set(heldout[0])
-    assert all(r["bootstrap_fraction"] == 0 for r in rows if r["split"] == "train")  # the flow baseline
+    assert all(r["bootstrap_fraction"] == 0 and r["context_fraction"] == 0 for r in rows if r["split"] == "train")
     state = load_checkpoint(run, "dynamics")
     assert state["step"] == 2 and state["config"]["dynamics"]["objective"] == "flow"
     assert state["config"]["dynamics"]["latent_tokens"] == 4 and state["config"]["dynamics"]["latent_dim"] == 8
@@ -96,6 +96,9 @@ def test_bad_input_is_one_clear_error(store, tmp_path):
         train_phase1(options(store, tmp_path / "done", 4))
     with pytest.raises(ModelError, match="objective"):
         train_phase1(options(store, tmp_path / "y", 2, objective="diffusion"))
+    with pytest.raises(ModelError, match=r"dynamics.context_fraction must be in \[0, 1\)"):
+        train_phase1(Phase1TrainOptions(data=store, out=str(tmp_path / "c"), steps=1, device="cpu",
+                                        sets=SMALL + ["dynamics.context_fraction=1.0"]))
     with pytest.raises(ModelError, match="no temporal layer"):
         train_phase1(Phase1TrainOptions(data=store, out=str(tmp_path / "z"), steps=1, device="cpu",
                                         sets=SMALL + ["dynamics.transformer.time_every=4"]))
@@ -113,3 +116,12 @@ def test_cli_reports_a_store_without_latents_in_one_line(tmp_path):
     assert len(lines) == 1 and "store has no latents" in lines[0] and no_latents in lines[0], done.stderr
     assert not list_checkpoints(tmp_path / "run")
     assert json.loads((Path(no_latents) / "manifest.json").read_text())["latents"] is None
+
+
+def test_context_fraction_feeds_context_frames_to_the_loss(store, tmp_path):
+    """dynamics.context_fraction reaches phase 1's loss (shortcut.py) and is saved with the run."""
+    train_phase1(Phase1TrainOptions(data=store, out=str(tmp_path / "run"), steps=2, seed=3, device="cpu",
+                                    sets=SMALL + ["dynamics.context_fraction=0.5"]))
+    rows = [r for r in read_metrics(tmp_path / "run") if r["split"] == "train"]
+    assert rows and all(0 < r["context_fraction"] < 1 for r in rows)
+    assert load_checkpoint(tmp_path / "run", "dynamics")["config"]["dynamics"]["context_fraction"] == 0.5

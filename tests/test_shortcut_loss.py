@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from dreamer_model.dynamics.shortcut import (ShortcutForcingLoss, bootstrap_loss, bootstrap_velocity, flow_loss,
-                                             implied_velocity, noise_latents, ramp_weight, sample_step_and_signal,
-                                             step_sizes)
+from dreamer_model.dynamics.shortcut import (ShortcutForcingLoss, bootstrap_loss, bootstrap_velocity, context_frames,
+                                             flow_loss, implied_velocity, noise_latents, ramp_weight,
+                                             sample_step_and_signal, step_sizes)
 
 torch.manual_seed(0)
 
@@ -199,6 +199,51 @@ def test_loss_module_combines_the_terms_by_hand_and_stops_the_teacher_gradient()
     assert metrics["flow"] == pytest.approx(flow[flow_frames].mean().item(), rel=1e-5)
     assert metrics["bootstrap"] == pytest.approx(boot[boot_frames].mean().item(), rel=1e-5)
     torch.testing.assert_close(model.scale.grad, scale.grad)  # the target carried no gradient
+
+
+def test_context_frames_are_fed_at_tau_ctx_and_carry_no_loss():
+    """context_fraction p: a frame is, with probability p, fed as the sampler feeds context (τ_ctx, d_min) and
+    left out of the loss, whose mean is over the other frames; every other line is eq. 4 / 7 as above."""
+    calls = []
+
+    def f(z, tau, d):
+        calls.append((tau.clone(), d.clone()))
+        return known_f(z, tau, d)
+
+    x = torch.randn(4, 6, 2, 4)
+    loss_fn = ShortcutForcingLoss(k_max=8, context_fraction=0.5, tau_ctx=0.9).eval()
+    loss, metrics = loss_fn(f, x, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    d, tau = sample_step_and_signal((4, 6), 8, g)
+    context = torch.rand((4, 6), generator=g) < 0.5
+    assert context.any() and (~context).any()
+    d, tau = context_frames(d, tau, context, 0.9, 1 / 8)
+    assert (tau[context] == 0.9).all() and (d[context] == 1 / 8).all()
+    eps = torch.randn(x.shape, generator=g)
+    z = noise_latents(x, eps, tau)
+    torch.testing.assert_close(calls[-1][0], tau)  # the student call sees the context levels
+    torch.testing.assert_close(calls[-1][1], d)
+    boot = d > 1 / 8
+    v_target = bootstrap_velocity(f, z, tau, d, 1 / 8)
+    x_pred = known_f(z, tau, d)
+    per_frame = torch.where(boot, bootstrap_loss(x_pred, z, tau, v_target), flow_loss(x_pred, x, tau))
+    torch.testing.assert_close(loss, per_frame[~context].mean())
+    assert metrics["context_fraction"] == pytest.approx(context.float().mean().item())
+
+    def wrong_on_context(z, tau, d):  # any prediction for a context frame: the loss must not see it
+        return known_f(z, tau, d) + 100.0 * (tau == 0.9)[..., None, None]
+
+    assert loss_fn(wrong_on_context, x, torch.Generator().manual_seed(3))[0].item() == pytest.approx(loss.item())
+    # p = 0 is eq. 4 exactly: the same draws as before the option existed
+    plain, _ = ShortcutForcingLoss(k_max=8).eval()(f, x, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    d, tau = sample_step_and_signal((4, 6), 8, g)
+    z = noise_latents(x, torch.randn(x.shape, generator=g), tau)
+    boot = d > 1 / 8
+    x_pred = known_f(z, tau, d)
+    by_hand = torch.where(boot, bootstrap_loss(x_pred, z, tau, bootstrap_velocity(f, z, tau, d, 1 / 8)),
+                          flow_loss(x_pred, x, tau)).mean()
+    torch.testing.assert_close(plain, by_hand)
 
 
 def test_running_rms_normalises_the_loss_and_is_saved_for_resume():

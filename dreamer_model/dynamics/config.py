@@ -26,6 +26,7 @@ class DynamicsConfig:
     k_max: int = 64  # finest step d_min = 1 / k_max (eq. 4)
     objective: str = "shortcut"  # "shortcut" (eq. 7) or "flow": the baseline, trained with d = d_min only
     bootstrap_fraction: float | None = 0.25  # P(d > d_min) per frame; None: eq. 4's uniform over levels (shortcut.py)
+    context_fraction: float = 0.0  # P(a training frame is fed as clean context: τ_ctx, d_min, no loss; shortcut.py)
     sample_steps: int = 4  # K denoising steps per generated frame (d = 1 / K)
     tau_ctx: float = 0.9  # signal level context frames are re-noised to at inference
     action_to_latents: bool = False  # also add the action embedding to every latent token (presets: on)
@@ -75,6 +76,8 @@ def validate_dynamics(cfg: DynamicsConfig, source: str) -> None:
                          f"shortcut model, got {cfg.sample_steps}")
     if cfg.bootstrap_fraction is not None and not 0.0 <= cfg.bootstrap_fraction <= 1.0:
         raise ModelError(f"{source}: dynamics.bootstrap_fraction must be in [0, 1] or none, got {cfg.bootstrap_fraction}")
+    if not 0.0 <= cfg.context_fraction < 1.0:
+        raise ModelError(f"{source}: dynamics.context_fraction must be in [0, 1), got {cfg.context_fraction}")
     if not 0.0 <= cfg.tau_ctx <= 1.0:
         raise ModelError(f"{source}: dynamics.tau_ctx must be in [0, 1], got {cfg.tau_ctx}")
     if cfg.context < 2:

@@ -29,6 +29,12 @@ to predicting the mean latent (held-out 1-step latent MSE 0.53 after 500 steps, 
 baseline; benchmarks/results/dynamics.md). ``bootstrap_fraction`` (default 0.25 in the configs, as in
 the shortcut-models paper) keeps d per (batch, time) element on the same grid but draws d_min with
 probability 0.75; ``None`` restores eq. 4's uniform levels.
+``context_fraction`` p (default 0: eq. 4 alone) feeds each (batch, time) element, with probability p, as the
+sampler feeds finished frames: at τ_ctx with d_min, and leaves it out of the loss (the mean is over the other
+frames). Under eq. 4 alone a frame's history is noised at random levels, so few frames learn to predict the
+next frame from a history as clean as at inference. Measured on breakout (benchmarks/results/ladder.md, "Why the
+world model loses the ball"), p = 0.5 is a small gain, not a fix: ball in the right cell one step ahead 0.20 /
+0.33 / 0.46 after 2,000 / 3,000 / 4,000 steps against eq. 4's 0.09 / 0.34 / 0.37; so it stays off by default.
 The flow-matching baseline is the same model trained with d = d_min only (``objective="flow"``).
 The dynamics loss is the mean of the per-frame terms over all (batch, time) elements, divided by a
 running RMS of itself (``RunningRMS``, shared with the tokenizer's loss): L = L̄ / RMS(L̄). One
@@ -50,6 +56,7 @@ from torch import nn
 
 from ..shards import WHOLE, Shard
 from ..tokenizer.loss import RunningRMS
+from .config import DynamicsConfig
 
 # f(z_noisy (B, T, S_z, D_z), tau (B, T), d (B, T)) → x̂ (B, T, S_z, D_z)
 Predictor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -85,6 +92,14 @@ def sample_step_and_signal(shape: tuple[int, ...], k_max: int, generator: torch.
     k = torch.floor(torch.rand(shape, generator=generator, dtype=torch.float64) * steps)  # τ = k·d, k < 1/d
     d = 1.0 / steps
     return d.float(), (k * d).float()
+
+
+def context_frames(d: torch.Tensor, tau: torch.Tensor, is_context: torch.Tensor, tau_ctx: float,
+                   d_min: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(d, τ) (B, T) with the frames of ``is_context`` (B, T) set to (d_min, τ_ctx): the level the sampler
+    commits finished frames at (``sampler.py``), so a generated frame often reads a history as it will at
+    inference. They are context only: the loss skips them (``ShortcutForcingLoss``)."""
+    return torch.where(is_context, d_min, d), torch.where(is_context, tau_ctx, tau)
 
 
 # ------------------------------------------------------------------------------------------------ eqs. 1, 2, 8
@@ -138,11 +153,17 @@ class ShortcutForcingLoss(nn.Module):
     """Eqs. 4 + 7 + 8 on a batch of clean latent windows, normalised by one running RMS."""
 
     def __init__(self, k_max: int = 64, objective: str = "shortcut", rms_decay: float = 0.99,
-                 bootstrap_fraction: float | None = None):
+                 bootstrap_fraction: float | None = None, context_fraction: float = 0.0, tau_ctx: float = 0.9):
         super().__init__()
         self.k_max, self.objective, self.bootstrap_fraction = k_max, objective, bootstrap_fraction
+        self.context_fraction, self.tau_ctx = context_fraction, tau_ctx
         self.d_min = 1.0 / k_max
         self.rms = RunningRMS(rms_decay)
+
+    @classmethod
+    def from_config(cls, cfg: DynamicsConfig) -> "ShortcutForcingLoss":
+        """The loss a world model of ``cfg`` trains with (phase 1, and phase 2 when it fine-tunes the world model)."""
+        return cls(cfg.k_max, cfg.objective, cfg.rms_decay, cfg.bootstrap_fraction, cfg.context_fraction, cfg.tau_ctx)
 
     def forward(self, f: Predictor, x: torch.Tensor, generator: torch.Generator | None = None,
                 teacher: Predictor | None = None,
@@ -154,12 +175,17 @@ class ShortcutForcingLoss(nn.Module):
         b, t = x.shape[:2]
         d, tau = shard.draw(lambda shape: sample_step_and_signal(shape, self.k_max, generator, self.objective,
                                                                  self.bootstrap_fraction), (b, t))  # (B, T) each
+        is_context = torch.zeros((b, t), dtype=torch.bool)  # (B, T): frames fed as the sampler feeds context
+        if self.context_fraction > 0:
+            is_context = shard.draw(lambda shape: torch.rand(shape, generator=generator) < self.context_fraction, (b, t))
+            d, tau = context_frames(d, tau, is_context, self.tau_ctx, self.d_min)
         eps = shard.draw(lambda shape: torch.randn(shape, generator=generator, dtype=torch.float32),
                          tuple(x.shape)).to(x.device)  # ε (B, T, S, D)
         d, tau, x = d.to(x.device), tau.to(x.device), x.float()
         z_tau = noise_latents(x, eps, tau)  # (B, T, S, D)
-        is_flow = d <= self.d_min  # (B, T)
-        is_boot = ~is_flow
+        is_context = is_context.to(x.device)
+        is_boot = d > self.d_min  # (B, T)
+        is_flow = ~is_boot & ~is_context
         v_target = None
         # the global batch decides (a rank without bootstrap rows still calls the teacher: under FSDP every rank
         # must make the same model calls); rows outside is_boot are unchanged by it
@@ -171,11 +197,16 @@ class ShortcutForcingLoss(nn.Module):
         if v_target is not None:  # eq. 7 where d > d_min
             per_frame = torch.where(is_boot, bootstrap_loss(x_pred, z_tau, tau, v_target), per_frame)
         raw = per_frame.mean()
+        if self.context_fraction > 0:  # context frames carry no loss: the mean over the generated frames
+            target = (~is_context).float()
+            share = target.mean() if reduce is None else reduce(target.mean())  # over the global batch
+            raw = (per_frame * target).mean() / share.clamp(min=1.0 / target.numel())
         loss = self.rms(raw, reduce)
         with torch.no_grad():
             metrics = {"loss_raw": raw.item(), "loss_rms": self.rms.rms,
                        "flow": float(per_frame[is_flow].mean()) if bool(is_flow.any()) else float("nan"),
                        "bootstrap": float(per_frame[is_boot].mean()) if bool(is_boot.any()) else float("nan"),
                        "bootstrap_fraction": float(is_boot.float().mean()),
+                       "context_fraction": float(is_context.float().mean()),
                        "x_mse": float(((x_pred - x) ** 2).mean()), "loss": loss.item()}
         return loss, metrics

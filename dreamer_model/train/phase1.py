@@ -76,7 +76,7 @@ class Phase1Trainer(Trainer):
         validate_dynamics(cfg, self.options.config or "--set")
         torch.manual_seed(self.seed)
         self.model = DynamicsModel(cfg, self.fields).to(self.device)
-        self.loss_fn = ShortcutForcingLoss(cfg.k_max, cfg.objective, cfg.rms_decay, cfg.bootstrap_fraction).to(self.device)
+        self.loss_fn = ShortcutForcingLoss.from_config(cfg).to(self.device)
 
     def build_optimizers(self) -> None:
         train = self.run.train

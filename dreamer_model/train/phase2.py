@@ -81,8 +81,7 @@ class Phase2Trainer(Trainer):
         self.env = env_settings(self.manifest, store)
         self.agent.to(self.device)
         dyn = self.agent.dynamics_cfg
-        self.loss_fn = ShortcutForcingLoss(dyn.k_max, dyn.objective, dyn.rms_decay,
-                                           dyn.bootstrap_fraction).to(self.device)  # the world model's eq. 7 as in phase 1
+        self.loss_fn = ShortcutForcingLoss.from_config(dyn).to(self.device)  # the world model's eq. 7 as in phase 1
         if loss_norm is not None:
             self.loss_fn.load_state_dict(loss_norm)
         self.frozen = self.run.freeze_world_model
