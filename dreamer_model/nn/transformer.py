@@ -16,6 +16,7 @@ float32, so the heads, losses and every caller outside the stack see float32 wha
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Mapping
 
 import torch
@@ -84,7 +85,8 @@ class BlockCausalTransformer(nn.Module):
         steps = torch.arange(first, first + t, device=x.device)  # absolute time index of each step
         time_cos, time_sin = self.time_rope(steps)  # (T, d_h/2)
         window = self.cfg.time_window
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        # only entered when on: autocast refuses device types it does not know (the meta device of shape checks)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext():
             for i, layer in enumerate(self.layers):
                 if layer.axis == "space":
                     x, _ = layer(x, space_cos, space_sin, space_mask)
