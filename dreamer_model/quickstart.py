@@ -59,8 +59,8 @@ STAGES = ("collect", "ingest", "tokenizer", "tokenize", "phase1", "rollout", "ph
 TRAINED = ("tokenizer", "phase1", "phase2", "phase3")
 LABELS = {"collect": "collect", "ingest": "ingest", "tokenizer": "tokenizer", "tokenize": "tokenize",
           "phase1": "phase 1 (world model)", "rollout": "rollout GIF", "phase2": "phase 2 (BC + reward)",
-          "phase3": "phase 3 (imagination RL)", "eval_behaviour": "eval behaviour", "eval_random": "eval random", "eval_bc": "eval BC",
-          "eval_dreamer": "eval Dreamer"}
+          "phase3": "phase 3 (imagination RL)", "eval_behaviour": "eval behaviour", "eval_random": "eval random",
+          "eval_bc": "eval BC", "eval_dreamer": "eval Dreamer"}
 ROWS = (("behaviour", "eval_behaviour"), ("random", "eval_random"), ("bc", "eval_bc"), ("dreamer", "eval_dreamer"))
 # Dreamer beats BC when its paired return difference over the same evaluation seeds exceeds this many standard errors.
 BEAT_Z = 2.0

@@ -9,7 +9,7 @@ a later step, so the stack is block-causal in time.
 Learned register tokens: if the layout has a group named ``register``, the transformer owns them
 (one learned vector per register slot, the same at every step) and fills them in itself.
 
-Precision: with ``bf16`` set (``use_bf16``; the trainers set it from ``train.bf16``) the layers run under
+Precision: with ``bf16`` set (``use_bf16``; the trainers set it, train/precision.py) the layers run under
 bfloat16 autocast: matmuls and attention in bf16, the residual stream, norms' statistics and the output in
 float32, so the heads, losses and every caller outside the stack see float32 whatever the setting.
 """
