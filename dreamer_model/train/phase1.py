@@ -27,7 +27,7 @@ from ..dynamics.config import OBJECTIVES, Phase1Run, validate_dynamics
 from ..errors import ModelError
 from ..presets import resolve_run, run_from_dict
 from ..stores import latents_entry, read_manifest, store_action_fields, world_model_fields
-from .trainer import Trainer, TrainOptions, parameter_groups, step_generator
+from .trainer import Trainer, TrainOptions, step_generator
 
 
 @dataclass(kw_only=True)
@@ -77,12 +77,6 @@ class Phase1Trainer(Trainer):
         torch.manual_seed(self.seed)
         self.model = DynamicsModel(cfg, self.fields).to(self.device)
         self.loss_fn = ShortcutForcingLoss.from_config(cfg).to(self.device)
-
-    def build_optimizers(self) -> None:
-        train = self.run.train
-        self.trained = list(self.model.parameters())
-        self.optimizer = torch.optim.AdamW(parameter_groups(self.model, train.weight_decay), lr=train.lr,
-                                           betas=(train.beta1, train.beta2), eps=1e-8)
 
     def load_state(self, state: dict) -> None:
         self.load_model(self.model, state["model"])

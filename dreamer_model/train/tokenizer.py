@@ -26,7 +26,7 @@ from ..presets import resolve_run, run_from_dict
 from ..tokenizer import Tokenizer
 from ..tokenizer.loss import TokenizerLoss, psnr
 from .images import save_grid, to_uint8
-from .trainer import Trainer, TrainOptions, parameter_groups, step_generator
+from .trainer import Trainer, TrainOptions, step_generator
 
 
 @dataclass(kw_only=True)
@@ -68,12 +68,6 @@ class TokenizerTrainer(Trainer):
         torch.manual_seed(self.seed)
         self.model = Tokenizer(cfg).to(self.device)
         self.loss_fn = TokenizerLoss(cfg.lpips_weight, cfg.lpips_net, cfg.rms_decay, cfg.focal_gamma).to(self.device)
-
-    def build_optimizers(self) -> None:
-        train = self.run.train
-        self.trained = list(self.model.parameters())
-        self.optimizer = torch.optim.AdamW(parameter_groups(self.model, train.weight_decay), lr=train.lr,
-                                           betas=(train.beta1, train.beta2), eps=1e-8)
 
     def load_state(self, state: dict) -> None:
         self.load_model(self.model, state["model"])

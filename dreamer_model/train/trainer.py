@@ -185,8 +185,12 @@ class Trainer:
         raise NotImplementedError
 
     def build_optimizers(self) -> None:
-        """The optimizers, over ``self.model``'s parameters as ``distribute`` left them."""
-        raise NotImplementedError
+        """The optimizers, over ``self.model``'s parameters as ``distribute`` left them: by default one AdamW
+        over all of them (weight decay on matrices only, ``parameter_groups``); phases 2 and 3 override it."""
+        train = self.run.train
+        self.trained = list(self.model.parameters())
+        self.optimizer = torch.optim.AdamW(parameter_groups(self.model, train.weight_decay), lr=train.lr,
+                                           betas=(train.beta1, train.beta2), eps=1e-8)
 
     def fsdp_roots(self) -> list[torch.nn.Module]:
         """The modules a training step calls (FSDP shards each as a unit after the transformer blocks)."""
