@@ -26,15 +26,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
+from dreamer_data.atomic import write_bytes_atomic
 from dreamer_data.store.manifest import load_manifest
 
 from .agent.model import Agent
@@ -84,16 +83,7 @@ def save_checkpoint(run_dir: str | Path, step: int, state: dict[str, Any], keep:
     except pickle.UnpicklingError as error:
         raise TypeError(f"checkpoint state for {path} holds a value that weights_only loading refuses; "
                         f"save plain types (dict, list, str, int, float, tensor) instead: {error}") from None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(buffer.getvalue())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, buffer.getvalue())
     for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
         old.unlink(missing_ok=True)
     return path

@@ -28,7 +28,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Callable
 
 import yaml
 
+from dreamer_data.atomic import replacing, write_bytes_atomic
 from dreamer_data.collect.collector import CollectConfig, collect
 from dreamer_data.collect.minatar_env import GAMES
 from dreamer_data.collect.raw import EPISODE_DIR, episode_name
@@ -193,14 +193,7 @@ class Paths:
 
 def _write_json(path: Path, data: dict) -> None:
     """Atomic (temp + rename): a Ctrl-C never leaves a torn state or summary file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(json.dumps(data, indent=1) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, (json.dumps(data, indent=1) + "\n").encode())
 
 
 def _newest(run: Path) -> str | None:
@@ -634,12 +627,9 @@ def write_comparison(rows: dict[str, dict], path: Path, where: str) -> None:
         axes[0][1].bar(names, [rows[n]["crafter_score"] for n in names], color=COLOURS[:len(names)])
         axes[0][1].set_ylabel("Crafter score (%)")
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        with replacing(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=100)
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
 

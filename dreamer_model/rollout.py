@@ -16,8 +16,6 @@ its weights must hash to the recorded value, or the decoded pixels would not bel
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +23,7 @@ import numpy as np
 import torch
 
 from dreamer_data import WindowDataset
+from dreamer_data.atomic import replacing
 from dreamer_data.store.fields import FRAMES, LATENTS
 
 from .dynamics import DynamicsModel, Sampler, shift_actions
@@ -165,15 +164,8 @@ def check_output(path: str | Path) -> Path:
 def write_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     """The rollout's panels as an ``.npz`` of plain arrays (no pickles), written atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays)
     return path
 
 
@@ -183,10 +175,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int = 8) -> Path:
     suffix = path.suffix.lower()
     if suffix == ".npz":
         raise ModelError(f"{path}: a video must end in .mp4 or .gif")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    with replacing(path, suffix=suffix) as tmp:
         if suffix == ".gif":
             from PIL import Image
 
@@ -195,7 +184,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int = 8) -> Path:
         else:
             import av
 
-            with av.open(tmp, mode="w") as container:
+            with av.open(str(tmp), mode="w") as container:
                 stream = container.add_stream("libx264", rate=fps)
                 stream.height, stream.width = frames.shape[1:3]
                 stream.pix_fmt = "yuv420p"
@@ -203,10 +192,6 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int = 8) -> Path:
                 for frame in frames:
                     container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
                 container.mux(stream.encode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -14,6 +13,7 @@ import fsspec
 import zarr
 from fsspec.core import url_to_fs
 
+from ..atomic import write_bytes_atomic
 from ..errors import StoreError
 
 WRITE_LOCK = ".write.lock"
@@ -91,12 +91,6 @@ class WriteLock:
             pass
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def is_url(path: str) -> bool:
     return "://" in str(path)
 
@@ -124,19 +118,7 @@ class StoreLocation:
 
     def write_bytes_atomic(self, name: str, data: bytes) -> None:
         if self.local_path is not None:
-            target = self.local_path / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            try:
-                os.fchmod(fd, 0o666 & ~_umask())
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_bytes_atomic(self.local_path / name, data)
         else:
             self.fs.pipe_file(self.child(name), data)
 

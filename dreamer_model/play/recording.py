@@ -8,12 +8,12 @@ beside the real ones, as ``dreamer-train rollout`` does (``rollout.compose``).
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from dreamer_data.atomic import write_bytes_atomic
 
 from ..rollout import compose
 
@@ -69,12 +69,4 @@ def save_recording(out: str | Path, data: bytes, fmt: str) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"play-{time.strftime('%Y%m%d-%H%M%S')}-{time.monotonic_ns() % 10 ** 6:06d}.{fmt}"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=out)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes_atomic(path, data, durable=False)

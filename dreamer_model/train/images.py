@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from dreamer_data.atomic import replacing
 
 
 def save_grid(path: str | Path, rows: list[tuple[str, np.ndarray]], scale: int = 2, gap: int = 2) -> Path:
@@ -24,11 +24,8 @@ def save_grid(path: str | Path, rows: list[tuple[str, np.ndarray]], scale: int =
             tile = Image.fromarray(np.asarray(frame, dtype=np.uint8)).resize((cell_w, cell_h), Image.NEAREST)
             canvas.paste(tile, (label_width + c * (cell_w + gap), top))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    canvas.save(tmp)
-    os.replace(tmp, path)
+    with replacing(path, suffix=".png") as tmp:
+        canvas.save(tmp)
     return path
 
 
