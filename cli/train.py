@@ -95,8 +95,8 @@ class TrainingProgress:
             size = f"{info['parameters'] / 1e6:.2f}M parameters"
             if info["trainable"] != info["parameters"]:
                 size += f", {info['trainable'] / 1e6:.2f}M trainable"
-            if "note" in info:
-                stderr.print(f"note: {info['note']}", highlight=False, soft_wrap=True)
+            for note in info["notes"]:
+                stderr.print(f"note: {note}", highlight=False, soft_wrap=True)
             stderr.print(f"training {info['preset']} {self.show['what'](info)} ({size}) on {info['device']} × "
                          f"{info['world_size']}{' (FSDP)' if info['fsdp'] else ''}: {info['train_windows']} training "
                          f"windows, {info['heldout_episodes']} held-out episode(s)", highlight=False, soft_wrap=True)

@@ -59,3 +59,24 @@ def test_a_compiled_cpu_step_trains_as_the_eager_one(breakout_store, tmp_path):
         assert names and not any(name.startswith("_orig_mod") for name in names)
     assert len(losses[True]) == 3
     assert losses[True] == pytest.approx(losses[False], rel=1e-3)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_bf16_on_a_cpu_without_native_bf16_trains_float32_and_says_so(breakout_store, tmp_path, monkeypatch,
+                                                                         native):
+    """What /proc/cpuinfo answers is the machine's; the run follows it and a non-native CPU gets one note line."""
+    from dreamer_model.train import precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    events = {}
+    trainer = TokenizerTrainer(TokenizerTrainOptions(data=str(breakout_store), out=str(tmp_path / "run"),
+                                                     preset="quickstart", steps=1, sets=["train.cpu_bf16=true"],
+                                                     device="cpu"),
+                               lambda event, info: events.setdefault(event, info))
+    try:
+        assert trainer.bf16 is native
+        trainer.fit()
+    finally:
+        trainer.close()
+    notes = [note for note in events["start"]["notes"] if note.startswith("train.cpu_bf16")]
+    assert (notes == []) if native else (len(notes) == 1 and "training in float32" in notes[0]), notes

@@ -35,3 +35,11 @@ def autocasts_bf16(device: torch.device, cfg: TrainConfig) -> bool:
     if device.type == "cuda":
         return cfg.bf16
     return device.type == "cpu" and cfg.cpu_bf16 and cpu_has_native_bf16()
+
+
+def precision_note(device: torch.device, cfg: TrainConfig) -> str | None:
+    """A line for the user when ``train.cpu_bf16`` asked for what this CPU cannot do natively (else None)."""
+    if device.type == "cpu" and cfg.cpu_bf16 and not cpu_has_native_bf16():
+        return (f"train.cpu_bf16: this CPU has no native bf16 instructions ({', '.join(NATIVE_BF16_FLAGS)} not in "
+                f"/proc/cpuinfo; emulated bf16 is slower than float32): training in float32")
+    return None

@@ -54,7 +54,7 @@ from ..shards import Shard
 from .distributed import Distributed, init_distributed, set_threads
 from .fsdp import full_model_state, full_optimizer_state, load_model_state, load_optimizer_state, shard
 from .logging import RunLog
-from .precision import autocasts_bf16
+from .precision import autocasts_bf16, precision_note
 
 Report = Callable[[str, dict], None]
 
@@ -340,7 +340,7 @@ class Trainer:
             (self.out / "config.yaml").write_text(yaml.safe_dump(asdict(self.run), sort_keys=False))
         self.report("start", {"step": self.step, "steps": self.steps, "device": str(self.device),
                               "resumed": self.resume_state is not None, "world_size": self.dist.world_size,
-                              "fsdp": self.fsdp, **self._fsdp_note(), "bf16": self.bf16,
+                              "fsdp": self.fsdp, "notes": self._notes(), "bf16": self.bf16,
                               "compile": self.run.train.compile, "threads": torch.get_num_threads(),
                               "preset": self.run.preset,
                               "parameters": sum(p.numel() for p in self.model.parameters()),
@@ -385,11 +385,15 @@ class Trainer:
             self.checkpoint()
         return {"step": self.step, **summary}
 
-    def _fsdp_note(self) -> dict[str, str]:
+    def _notes(self) -> list[str]:
+        """Settings asked for that this run cannot honour, each a line the CLI prints before training."""
+        notes = []
         if self.run.train.fsdp and not self.dist.enabled:
-            return {"note": "train.fsdp: one process, nothing to shard; training unsharded (FSDP shards over the "
-                            "ranks of torchrun --nproc_per_node N)"}
-        return {}
+            notes.append("train.fsdp: one process, nothing to shard; training unsharded (FSDP shards over the "
+                         "ranks of torchrun --nproc_per_node N)")
+        if (note := precision_note(self.device, self.run.train)) is not None:
+            notes.append(note)
+        return notes
 
     def _stop_requested(self, interrupt: dict) -> bool:
         """Every rank stops at the same step when any rank got Ctrl-C."""
