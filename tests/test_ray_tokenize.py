@@ -65,7 +65,10 @@ def test_two_workers_write_the_latents_one_worker_and_one_process_write(ray_addr
     tokenize_store(one_process, TokenizerFrameEncoder.from_checkpoint(ckpt, device="cpu"))
     for workers in (1, 2):
         on_ray = copy_of(store, tmp_path / f"ray-{workers}")
-        result = invoke("tokenize", on_ray, "--ckpt", ckpt, "--ray", "--workers", workers)
+        flags = ["--ckpt", ckpt, "--ray", "--workers", workers]
+        # a bare --ray before the store argument leaves it the store (cli/cluster.py: only an address is taken)
+        result = invoke("tokenize", on_ray, *flags) if workers == 1 else invoke("tokenize", "--ray", on_ray, *flags[:2],
+                                                                               *flags[3:])
         assert result.exit_code == 0, result.output
         assert f"{read_manifest(store)['totals']['frames']} frames of 5 episodes" in result.output
         np.testing.assert_array_equal(latents_of(on_ray), latents_of(one_process))  # bit for bit
