@@ -99,8 +99,11 @@ def test_minecraft_buttons_and_camera_use_the_stores_encoding(manifests):
         "null_class"]
     # far moves are clipped at ±10° per step, as the store's encoding does
     assert controls.encode(Action(camera=(90.0, -90.0)))[0]["camera"].item() == int(encode_camera(np.array([10, -10])))
+    # the label says what the world model receives: the camera's class (a move inside the middle bin is no move)
     label = controls.describe_inputs(inputs, has)
-    assert label.startswith("attack + forward camera") and "°" in label
+    assert label.startswith(f"attack + forward, camera class {inputs['camera'].item()} (") and label.endswith("°)")
+    assert controls.describe(Action(buttons=frozenset({"forward", "attack"}), camera=(2.0, -5.0))) == label
+    assert controls.describe(Action(camera=(0.1, -0.1))) == "no button"
 
 
 def test_an_unknown_action_space_gets_a_message_and_plays_on_without_actions():
@@ -181,6 +184,11 @@ def test_keys_pressed_between_ticks_do_not_queue_the_latest_wins():
     slot.set(Action(buttons=frozenset({"forward"}), camera=(2.0, 1.0)))
     assert slot.take() == Action(buttons=frozenset({"attack", "forward"}), camera=(5.0, 5.0))
     assert slot.take() == Action(buttons=frozenset({"forward"}), camera=(0.0, 0.0))
+    slot.set(Action(buttons=frozenset({"forward", "left"})))  # a chord held through a tick, released key by key
+    slot.take()
+    slot.set(Action(buttons=frozenset({"left"})))
+    slot.set(Action())
+    assert slot.take() == Action()
     for _ in range(1000):
         slot.set(Action(camera=(90.0, -90.0)))
     assert slot.take().camera == (CAMERA_LIMIT_DEG, -CAMERA_LIMIT_DEG) and math.isfinite(CAMERA_LIMIT_DEG)
