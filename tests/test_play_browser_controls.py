@@ -180,6 +180,18 @@ def test_crafter_keys_reach_the_server_as_its_17_actions(crafter_run, tmp_path):
         assert page.inner_text("#action") == "noop"  # no key held
         assert len({frame.tobytes() for frame in frames}) > 1
 
+        # a chord: the latest key wins; released key by key after the step, it leaves nothing pressed
+        page.keyboard.down("KeyW")
+        page.keyboard.down("Space")
+        page.click("#step-once")
+        wait_step(page, len(CRAFTER_GUI) + 2)
+        assert page.inner_text("#action") == "do"
+        page.keyboard.up("Space")
+        page.keyboard.up("KeyW")
+        page.click("#step-once")
+        wait_step(page, len(CRAFTER_GUI) + 3)
+        assert page.inner_text("#action") == "noop"
+
         page.click("#reset")
         wait_step(page, 0, "context")
         np.testing.assert_array_equal(read_canvas(page, "imagined"), context_frame(crafter_run))

@@ -55,6 +55,7 @@ class Action:
     """What the player does during one tick, as the page reports it (already validated)."""
 
     name: str | None = None  # discrete schemes: an action name (None: no key held → the null class)
+    held: frozenset[str] | None = None  # discrete: every action whose key is down (None: the page did not say)
     buttons: frozenset[str] = frozenset()  # minecraft: held buttons
     camera: tuple[float, float] = (0.0, 0.0)  # minecraft: (pitch, yaw) degrees moved since the last message
 

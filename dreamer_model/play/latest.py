@@ -25,10 +25,12 @@ class LatestAction:
     def set(self, action: Action) -> None:
         """The player's state now (replaces the previous one; nothing is queued)."""
         pressed = action.buttons - self.held.buttons  # a chord released key by key presses nothing
-        if (action.name is not None and action.name != self.held.name) or pressed:
+        down = self.held.held if self.held.held is not None else {self.held.name}  # discrete keys down before
+        name = action.name if action.name not in down else None  # a key down before comes back as the latest
+        if name is not None or pressed:
             before = self.tapped if self.tapped is not None else Action()
-            self.tapped = Action(name=action.name or before.name, buttons=before.buttons | pressed)
-        self.held = Action(name=action.name, buttons=action.buttons)
+            self.tapped = Action(name=name or before.name, buttons=before.buttons | pressed)
+        self.held = Action(name=action.name, held=action.held, buttons=action.buttons)
         self.camera = (_clamp(self.camera[0] + action.camera[0]), _clamp(self.camera[1] + action.camera[1]))
 
     def take(self) -> Action:
@@ -36,6 +38,6 @@ class LatestAction:
         forget what was pressed and moved."""
         name = self.held.name or (self.tapped.name if self.tapped is not None else None)
         buttons = self.held.buttons | (self.tapped.buttons if self.tapped is not None else frozenset())
-        action = Action(name=name, buttons=buttons, camera=self.camera)
+        action = Action(name=name, buttons=buttons, camera=self.camera)  # what the tick plays, without ``held``
         self.tapped, self.camera = None, (0.0, 0.0)
         return action
