@@ -6,8 +6,9 @@ Crafter: a store of real episodes (collected, then ingested); each key of Crafte
 server as that action's name. Minecraft: a VPT-like store ingested from real H.264 and jsonl lines in VPT's field
 layout whose rows hold known keys, mouse buttons and integer mouse moves; the page is played with the same keys,
 clicks and moves (under pointer lock) and the server's label of each step must be the store's own row: the same
-buttons and the same one of 121 camera classes. Both: the legend names every control, imagined frames change, and
-reset shows the store's real context frame again, pixel for pixel.
+buttons and the same one of 121 camera classes; replay plays the store's recorded row after the context beside
+its next real frame. Both: the legend names every control, imagined frames change, and reset shows the store's
+real context frame again, pixel for pixel.
 """
 
 from __future__ import annotations
@@ -241,3 +242,13 @@ def test_minecraft_keys_clicks_and_mouse_moves_reach_the_server_as_the_stores_ro
         page.dispatch_event("#reset", "click")
         wait_step(page, 0, "context")
         np.testing.assert_array_equal(read_canvas(page, "imagined"), context_frame(minecraft_run))
+
+        # replay: the first imagined frame follows the action recorded after the last context frame (row t holds
+        # the action taken after seeing frame t), shown beside the store's next real frame
+        page.dispatch_event("#replay", "click")
+        page.dispatch_event("#step-once", "click")
+        wait_step(page, 1, "replay")
+        label = page.inner_text("#action")
+        assert label.startswith("recorded: ") and parse_label(label[len("recorded: "):]) == stored[CONTEXT - 1]
+        real = zarr.open_group(minecraft_run["store"], mode="r")["data/frames"][minecraft_run["context_row"] + 1]
+        np.testing.assert_array_equal(read_canvas(page, "real"), real)
