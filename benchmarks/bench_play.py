@@ -1,12 +1,15 @@
 """Frames/s while playing: the play server's generation loop (``PlaySession.advance``: K denoising steps that
 read the rolling K/V cache, one commit, one decode on the decoder's cache) per preset and context length.
 
-    python benchmarks/bench_play.py [--presets quickstart micro tiny small] [--contexts 8 32 64] [--threads 1]
+    python benchmarks/bench_play.py [--presets quickstart quickstart:crafter micro tiny small] [--contexts 8 32 64]
 
-Random weights of each preset (speed does not depend on the weights; the world model's latents come from its
-own tokenizer preset, its actions from the preset's reference action space). "context" is the world model's
-window (``dynamics.context``: the frames each new frame reads), and the session starts from that many frames,
-so every measured frame reads a full window. Baseline, in the same rounds: the sampler without the cache
+A preset is ``NAME[:GAME]``: its action space and frames are the game's (``minatar``: the 6 MinAtar actions;
+``crafter``: Crafter's 17 at the 64x64 frames and 8-pixel patches the quickstart's Crafter run trains on;
+``minecraft``: VPT's 23 buttons and 121 camera classes); without a game, the preset's reference (MinAtar for the
+named scales, Minecraft for the ladder). Random weights (speed does not depend on the weights; the world model's
+latents come from its own tokenizer). "context" is the world model's window (``dynamics.context``: the frames
+each new frame reads), and the session starts from that many frames, so every measured frame reads a full
+window. Baseline, in the same rounds: the sampler without the cache
 (``Sampler.generate(use_cache=False)``: every denoising step re-runs the kept frames), no decoding. Rounds
 interleave the configurations; the table gives medians over rounds. Target: the quickstart's world model
 plays at ≥ 15 frames/s on this CPU (its own context, 8).
@@ -23,26 +26,45 @@ from dataclasses import replace
 import torch
 
 from dreamer_data.actions.minecraft import action_spec as minecraft_spec
+from dreamer_data.collect.crafter_env import ACTION_NAMES as CRAFTER_ACTIONS
 from dreamer_data.collect.minatar_env import ACTION_NAMES
 from dreamer_model.dynamics import DynamicsModel, action_fields
 from dreamer_model.play import PlaySession, World
 from dreamer_model.play.controls import Action, controls_for
 from dreamer_model.presets import NAMED, preset
+from dreamer_model.quickstart import configs as quickstart_configs
 from dreamer_model.rollout import Episode
 from dreamer_model.tokenizer import Tokenizer
 
-MINATAR_SPEC = {"discrete": {"kind": "categorical", "size": len(ACTION_NAMES), "names": list(ACTION_NAMES),
-                             "null_class": 0}}
+SPECS = {"minatar": {"discrete": {"kind": "categorical", "size": len(ACTION_NAMES), "names": list(ACTION_NAMES),
+                                  "null_class": 0}},
+         "crafter": {"discrete": {"kind": "categorical", "size": len(CRAFTER_ACTIONS), "names": list(CRAFTER_ACTIONS),
+                                  "null_class": 0}},
+         "minecraft": minecraft_spec()}
+PLAYED = {"minatar": Action(name="left"), "crafter": Action(name="move_left"),
+          "minecraft": Action(buttons=frozenset({"forward"}), camera=(0.0, 2.0))}
 WARMUP = 4  # frames generated before timing
 
 
-def build(name: str, context: int) -> tuple[PlaySession, Action]:
-    """A play session on random weights of preset ``name`` with a ``context``-frame window."""
+def game_of(key: str) -> tuple[str, str]:
+    """``NAME[:GAME]`` → (preset, game); the game defaults to the preset's reference action space."""
+    name, _, game = key.partition(":")
+    game = game or ("minatar" if name in NAMED else "minecraft")
+    if game not in SPECS:
+        raise SystemExit(f"unknown game {game!r} in {key!r} (known: {', '.join(SPECS)})")
+    return name, game
+
+
+def build(key: str, context: int) -> tuple[PlaySession, Action]:
+    """A play session on random weights of preset ``key`` (``NAME[:GAME]``) with a ``context``-frame window."""
+    name, game = game_of(key)
     tokenizer_cfg = preset("tokenizer", name).tokenizer
+    if game == "crafter":  # the frames and patches the quickstart's Crafter run trains on
+        tokenizer_cfg = replace(tokenizer_cfg, **quickstart_configs("crafter", cpu=True)["tokenizer"]["tokenizer"])
     dynamics = replace(preset("phase1", name).dynamics, latent_tokens=tokenizer_cfg.latent_tokens,
                        latent_dim=tokenizer_cfg.latent_dim, context=context)
     dynamics = replace(dynamics, transformer=replace(dynamics.transformer, time_window=context))
-    spec = MINATAR_SPEC if name in NAMED else minecraft_spec()
+    spec = SPECS[game]
     fields = action_fields(spec)
     torch.manual_seed(0)
     model, tokenizer = DynamicsModel(dynamics, fields).eval(), Tokenizer(tokenizer_cfg).eval()
@@ -55,9 +77,7 @@ def build(name: str, context: int) -> tuple[PlaySession, Action]:
     session.data = Episode(torch.randn(1, context, s, d).tanh(),
                            {f.name: torch.cat([i[0][f.name] for i in inputs], 1) for f in fields},
                            torch.cat([i[1] for i in inputs], 1), None)
-    action = Action(name="left") if controls.scheme == "discrete" else Action(buttons=frozenset({"forward"}),
-                                                                              camera=(0.0, 2.0))
-    return session, action
+    return session, PLAYED[game]
 
 
 def rates(run, frames: int) -> tuple[float, float]:
@@ -86,7 +106,7 @@ def uncached_rate(session: PlaySession, frames: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="+", default=["quickstart", "micro", "tiny", "small"])
+    parser.add_argument("--presets", nargs="+", default=["quickstart", "quickstart:crafter", "micro", "tiny", "small"])
     parser.add_argument("--contexts", nargs="+", type=int, default=[8, 32, 64])
     parser.add_argument("--frames", type=int, default=24, help="timed frames per configuration and round")
     parser.add_argument("--rounds", type=int, default=3)
@@ -104,16 +124,18 @@ def main() -> None:
             baseline[key].append(uncached_rate(session, max(2, args.frames // 8)))
     print(f"CPU: {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), "
           f"{args.rounds} rounds × {args.frames} frames, K = 4")
-    print("| preset | frame | latents | world-model params | context | play frames/s (median; rounds) | "
+    print("| preset | actions | frame | latents | world-model params | context | play frames/s (median; rounds) | "
           "per CPU-second | uncached sampler, per CPU-second | cache speed-up (CPU) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for key in configs:
         session, _ = sessions[key]
+        name, game = game_of(key[0])
         cfg = session.world.tokenizer.cfg
         params = sum(p.numel() for p in session.world.model.parameters())
         wall = statistics.median(r[0] for r in played[key])
         cpu, slow = statistics.median(r[1] for r in played[key]), statistics.median(r[1] for r in baseline[key])
-        print(f"| {key[0]} | {cfg.height}x{cfg.width} | {cfg.latent_tokens}x{cfg.latent_dim} | {params / 1e6:.2f}M | "
+        print(f"| {name} | {game} | {cfg.height}x{cfg.width} | {cfg.latent_tokens}x{cfg.latent_dim} | "
+              f"{params / 1e6:.2f}M | "
               f"{key[1]} | {wall:.1f} ({' '.join(f'{r[0]:.1f}' for r in played[key])}) | {cpu:.1f} | {slow:.1f} | "
               f"{cpu / slow:.1f}x |")
 

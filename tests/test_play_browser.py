@@ -18,13 +18,9 @@ from __future__ import annotations
 import io
 import json
 import os
-import queue
 import shutil
-import signal
 import socket
 import subprocess
-import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,11 +36,9 @@ from dreamer_data.collect.minatar_render import GRID, palette
 from dreamer_data.ingest import IngestPlan, ingest
 from dreamer_data.sources import ReadOptions, source_class
 from dreamer_data.store.manifest import load_manifest
+from play_page import CHROMIUM, CHROMIUM_ARGS, Server, read_canvas, wait_step
 
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 SIZE = 10  # frames drawn at 1 pixel per MinAtar cell
 NET = {"dim": 32, "depth": 2, "heads": 2, "kv_heads": 1, "head_dim": 16, "registers": 1, "time_every": 2}
 BOOKS = {"eval_every": 10 ** 6, "checkpoint_every": 10 ** 6, "log_every": 100, "threads": 1}
@@ -105,45 +99,6 @@ def paddle_columns(frames: list[np.ndarray], colour: np.ndarray) -> list[float |
     """The paddle's column (grid units) in (10, 10, 3) frames: the mean of the paddle-coloured bottom-row cells."""
     near = [np.flatnonzero(np.abs(f[GRID - 1].astype(float) - colour).max(-1) < 80) for f in frames]
     return [round(float(n.mean()), 2) if n.size else None for n in near]
-
-
-class Server:
-    """``dreamer-train play`` as a user runs it; its URL read from the line it prints."""
-
-    def __init__(self, *args: str, cwd: Path):
-        env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-        self.process = subprocess.Popen([*cli_command("dreamer-train"), "play", *args], cwd=cwd, env=env,
-                                        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [self.lines.put(line) for line in self.process.stderr], daemon=True).start()
-        self.url = None
-        while self.url is None:
-            line = self.lines.get(timeout=120)
-            if "http://" in line:
-                self.url = line[line.index("http://"):].split()[0]
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGINT)
-        return self.process.wait(timeout=30)
-
-
-def read_canvas(page, canvas: str) -> np.ndarray:
-    """The frame a canvas shows, one pixel from the middle of each upscaled cell: (H, W, 3) uint8."""
-    height, width, values = page.evaluate("""(id) => {
-        const c = document.getElementById(id), s = Number(c.dataset.scale);
-        const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data, out = [];
-        for (let y = 0; y < c.height / s; y++) for (let x = 0; x < c.width / s; x++) {
-            const i = ((y * s + (s >> 1)) * c.width + x * s + (s >> 1)) * 4;
-            out.push(data[i], data[i + 1], data[i + 2]);
-        }
-        return [c.height / s, c.width / s, out];
-    }""", canvas)
-    return np.array(values, dtype=np.uint8).reshape(height, width, 3)
-
-
-def wait_step(page, step: int, kind: str = "imagined") -> None:
-    page.wait_for_function("([n, kind]) => { const c = document.getElementById('imagined'); "
-                           "return Number(c.dataset.step) === n && c.dataset.kind === kind; }", arg=[step, kind])
 
 
 def steps_under(page, key: str) -> np.ndarray:

@@ -99,8 +99,11 @@ def test_minecraft_buttons_and_camera_use_the_stores_encoding(manifests):
         "null_class"]
     # far moves are clipped at ±10° per step, as the store's encoding does
     assert controls.encode(Action(camera=(90.0, -90.0)))[0]["camera"].item() == int(encode_camera(np.array([10, -10])))
+    # the label says what the world model receives: the camera's class (a move inside the middle bin is no move)
     label = controls.describe_inputs(inputs, has)
-    assert label.startswith("attack + forward camera") and "°" in label
+    assert label.startswith(f"attack + forward, camera class {inputs['camera'].item()} (") and label.endswith("°)")
+    assert controls.describe(Action(buttons=frozenset({"forward", "attack"}), camera=(2.0, -5.0))) == label
+    assert controls.describe(Action(camera=(0.1, -0.1))) == "no button"
 
 
 def test_an_unknown_action_space_gets_a_message_and_plays_on_without_actions():
@@ -117,6 +120,8 @@ def test_an_unknown_action_space_gets_a_message_and_plays_on_without_actions():
 
 GOOD = [
     ('{"type": "action", "name": "left"}', "action"), ('{"type": "action", "name": null}', "action"),
+    ('{"type": "action", "name": "left", "held": ["fire", "left"]}', "action"),
+    ('{"type": "action", "name": null, "held": []}', "action"),
     ('{"type": "pause"}', "pause"), ('{"type": "resume"}', "resume"), ('{"type": "step"}', "step"),
     ('{"type": "reset"}', "reset"), ('{"type": "replay"}', "replay"),
     ('{"type": "start", "episode": "episodes/000003", "start": 5}', "start"),
@@ -125,7 +130,12 @@ GOOD = [
 BAD = [
     ("not json", "not JSON"), ("[1, 2]", "JSON object"), ('{"type": "exec", "code": "1"}', "unknown message type"),
     ('{"name": "left"}', "unknown message type"), ('{"type": "action", "name": "jump"}', "unknown action"),
-    ('{"type": "action", "name": 1}', "unknown action"), ('{"type": "pause", "path": "/etc/passwd"}', "unexpected key"),
+    ('{"type": "action", "name": 1}', "unknown action"),
+    ('{"type": "action", "name": "left", "held": ["fire"]}', "one of the held"),
+    ('{"type": "action", "name": null, "held": ["fire"]}', "one of the held"),
+    ('{"type": "action", "name": "left", "held": "left"}', "held must be"),
+    ('{"type": "action", "name": "left", "held": ["left", "jump"]}', "held must be"),
+    ('{"type": "pause", "path": "/etc/passwd"}', "unexpected key"),
     ('{"type": "start", "episode": "episodes/000003", "start": -1}', "≥ 0"),
     ('{"type": "start", "episode": "episodes/000003", "start": true}', "integer"),
     ('{"type": "start", "episode": "episodes/000003", "start": 1.5}', "integer"),
@@ -141,6 +151,8 @@ def test_the_page_messages_are_checked_by_type_keys_and_range(manifests):
     for text, kind in GOOD:
         assert parse(text, minatar).type == kind
     assert parse('{"type": "action", "name": "left"}', minatar).action == Action(name="left")
+    assert parse('{"type": "action", "name": "left", "held": ["fire", "left"]}', minatar).action == Action(
+        name="left", held=frozenset({"fire", "left"}))
     start = parse('{"type": "start", "episode": "episodes/000003", "start": 5}', minatar)
     assert (start.episode, start.start) == ("episodes/000003", 5)
     for text, problem in BAD:
@@ -161,8 +173,9 @@ def test_minecraft_messages_carry_known_buttons_and_bounded_camera_moves(manifes
         parse('{"type": "action", "buttons": [], "camera": [NaN, 0]}', minecraft)
     with pytest.raises(MessageError, match="unknown button"):
         parse(json.dumps({"type": "action", "buttons": ["fly"]}), minecraft)
-    with pytest.raises(MessageError, match="not a name"):
-        parse('{"type": "action", "name": "left"}', minecraft)
+    for text in ('{"type": "action", "name": "left"}', '{"type": "action", "held": []}'):
+        with pytest.raises(MessageError, match="not a name"):
+            parse(text, minecraft)
     assert set(BUTTONS) == minecraft.actions
 
 
@@ -181,6 +194,22 @@ def test_keys_pressed_between_ticks_do_not_queue_the_latest_wins():
     slot.set(Action(buttons=frozenset({"forward"}), camera=(2.0, 1.0)))
     assert slot.take() == Action(buttons=frozenset({"attack", "forward"}), camera=(5.0, 5.0))
     assert slot.take() == Action(buttons=frozenset({"forward"}), camera=(0.0, 0.0))
+    # a chord held through a tick, released key by key, presses nothing: discrete (the page says which keys are
+    # down, so a key that comes back as the latest is no new press) and Minecraft buttons
+    slot.set(Action(name="left", held=frozenset({"left"})))
+    slot.set(Action(name="fire", held=frozenset({"left", "fire"})))
+    assert slot.take() == Action(name="fire")
+    slot.set(Action(name="left", held=frozenset({"left"})))
+    slot.set(Action(held=frozenset()))
+    assert slot.take() == Action()
+    slot.set(Action(name="fire", held=frozenset({"fire"})))  # tapped again after a release: a press
+    slot.set(Action(held=frozenset()))
+    assert slot.take() == Action(name="fire")
+    slot.set(Action(buttons=frozenset({"forward", "left"})))
+    slot.take()
+    slot.set(Action(buttons=frozenset({"left"})))
+    slot.set(Action())
+    assert slot.take() == Action()
     for _ in range(1000):
         slot.set(Action(camera=(90.0, -90.0)))
     assert slot.take().camera == (CAMERA_LIMIT_DEG, -CAMERA_LIMIT_DEG) and math.isfinite(CAMERA_LIMIT_DEG)

@@ -24,8 +24,8 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from dreamer_data.actions.minecraft import (BUTTONS, CAMERA_DEGREES_PER_MOUSE_UNIT, CAMERA_MAXVAL, N_CAMERA_CLASSES,
-                                            decode_camera, encode_camera)
+from dreamer_data.actions.minecraft import (BUTTONS, CAMERA_DEGREES_PER_MOUSE_UNIT, CAMERA_MAXVAL, CAMERA_NULL_CLASS,
+                                            N_CAMERA_CLASSES, decode_camera, encode_camera)
 from dreamer_data.collect.crafter_env import ACTION_NAMES as CRAFTER_ACTIONS
 from dreamer_data.collect.minatar_env import ACTION_NAMES as MINATAR_ACTIONS
 
@@ -55,6 +55,7 @@ class Action:
     """What the player does during one tick, as the page reports it (already validated)."""
 
     name: str | None = None  # discrete schemes: an action name (None: no key held → the null class)
+    held: frozenset[str] | None = None  # discrete: every action whose key is down (None: the page did not say)
     buttons: frozenset[str] = frozenset()  # minecraft: held buttons
     camera: tuple[float, float] = (0.0, 0.0)  # minecraft: (pitch, yaw) degrees moved since the last message
 
@@ -87,24 +88,22 @@ class Controls:
         return frozenset(self.names if self.scheme == "discrete" else BUTTONS if self.scheme == "minecraft" else ())
 
     def describe(self, action: Action) -> str:
-        if self.scheme == "discrete":
-            return action.name or self.names[self.null_class]
-        if self.scheme == "minecraft":
-            pitch, yaw = (max(-CAMERA_MAXVAL, min(CAMERA_MAXVAL, v)) for v in action.camera)  # as the model gets it
-            moved = f" camera {pitch:+.1f}°/{yaw:+.1f}°" if any(action.camera) else ""
-            return (" + ".join(sorted(action.buttons)) or "no button") + moved
-        return "no action"
+        """The label of the player's action, as the world model receives it (Minecraft: the camera's class)."""
+        return self.describe_inputs(*self.encode(action))
 
     def describe_inputs(self, inputs: Mapping[str, torch.Tensor], has: torch.Tensor) -> str:
-        """The label of a recorded action, given as model inputs ({name: (1, 1, …)}, has_action (1, 1))."""
+        """The label of model inputs ({name: (1, 1, …)}, has_action (1, 1)): a recorded or a player's action."""
         if not bool(has.reshape(-1)[0]):
             return "no action"
         if self.scheme == "discrete":
             return self.names[int(inputs[self.fields[0].name].reshape(-1)[0])]
         if self.scheme == "minecraft":
-            pressed = frozenset(BUTTONS[i] for i in inputs["buttons"].reshape(-1).nonzero().flatten().tolist())
-            pitch, yaw = decode_camera(int(inputs["camera"].reshape(-1)[0])).tolist()
-            return self.describe(Action(buttons=pressed, camera=(pitch, yaw)))
+            label = " + ".join(sorted(BUTTONS[i] for i in inputs["buttons"].reshape(-1).nonzero().flatten().tolist()))
+            camera = int(inputs["camera"].reshape(-1)[0])
+            if camera == CAMERA_NULL_CLASS:
+                return label or "no button"
+            pitch, yaw = decode_camera(camera).tolist()  # the bin's centre: what the class means to the model
+            return f"{label or 'no button'}, camera class {camera} ({pitch:+.1f}°/{yaw:+.1f}°)"
         return "recorded action"
 
     def encode(self, action: Action) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

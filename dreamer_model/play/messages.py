@@ -5,7 +5,8 @@ allows, each of the right JSON type and range. Episodes are named by the store's
 frames by index, never by a path; nothing from the page is evaluated or opened. A message that fails
 gets a ``MessageError`` whose text goes back to the page; the session carries on.
 
-    {"type": "action", "name": "left"}                           discrete schemes (null: no key held)
+    {"type": "action", "name": "left", "held": ["fire", "left"]}  discrete: the latest key held (null: none) and
+                                                                 all held (optional)
     {"type": "action", "buttons": ["forward"], "camera": [0, 1.5]}  minecraft: held buttons, degrees moved
     {"type": "pause"} · {"type": "resume"} · {"type": "step"} · {"type": "reset"} · {"type": "replay"}
     {"type": "start", "episode": "episodes/000003", "start": 0}
@@ -24,7 +25,7 @@ from .controls import CAMERA_LIMIT_DEG, Action, Controls
 MAX_MESSAGE_CHARS = 4096
 FORMATS = ("gif", "mp4")
 KEYS: dict[str, frozenset[str]] = {
-    "action": frozenset({"type", "name", "buttons", "camera"}),
+    "action": frozenset({"type", "name", "held", "buttons", "camera"}),
     "pause": frozenset({"type"}), "resume": frozenset({"type"}), "step": frozenset({"type"}),
     "reset": frozenset({"type"}), "replay": frozenset({"type"}),
     "start": frozenset({"type", "episode", "start"}),
@@ -56,7 +57,7 @@ def _int(value: Any, what: str) -> int:
 
 def _action(data: dict, controls: Controls) -> Action:
     if controls.scheme == "minecraft":
-        if "name" in data:
+        if "name" in data or "held" in data:
             raise MessageError("action: this store's actions are buttons and camera, not a name")
         buttons = data.get("buttons", [])
         if not isinstance(buttons, list) or not all(isinstance(b, str) for b in buttons) or len(buttons) > 32:
@@ -76,7 +77,15 @@ def _action(data: dict, controls: Controls) -> Action:
     if name is not None and (not isinstance(name, str) or name not in controls.actions):
         raise MessageError(f"action: unknown action {json.dumps(name)[:40]} (this store's: "
                            f"{', '.join(controls.names) or 'none'})")
-    return Action(name=name)
+    if "held" not in data:
+        return Action(name=name)
+    held = data["held"]
+    if (not isinstance(held, list) or not all(isinstance(h, str) and h in controls.actions for h in held)
+            or len(held) > len(controls.names)):
+        raise MessageError("action: held must be a list of this store's action names")
+    if name not in (held or [None]):
+        raise MessageError("action: name must be one of the held actions (null when none is held)")
+    return Action(name=name, held=frozenset(held))
 
 
 def parse(text: str | bytes, controls: Controls) -> Command:

@@ -140,8 +140,10 @@ class Player:
                 self.wake.clear()
                 due = time.monotonic()
             await asyncio.sleep(max(0.0, due - time.monotonic()))
-            self.steps_wanted = max(0, self.steps_wanted - 1)
-            async with self.busy:
+            async with self.busy:  # held until the frame is sent: a reset or pause meanwhile waits for it
+                if self.paused and not self.steps_wanted:  # paused while this tick waited: no frame
+                    continue
+                self.steps_wanted = max(0, self.steps_wanted - 1)
                 if self.session.replaying and self.session.replay_left <= 0:
                     self.paused = True
                     await self.send({"type": "status", "message": "the recorded actions end here: reset or play on"})
@@ -155,10 +157,11 @@ class Player:
                     await self.send({"type": "error", "message": str(error)})
                     continue
                 took = time.monotonic() - began
-            rate = 1.0 / max(took, 1e-6)
-            self.gen_fps = rate if self.gen_fps is None else FPS_SMOOTHING * self.gen_fps + (1 - FPS_SMOOTHING) * rate
-            self.behind = took > self.tick
-            await self.show(frame)
+                rate = 1.0 / max(took, 1e-6)
+                self.gen_fps = rate if self.gen_fps is None else (FPS_SMOOTHING * self.gen_fps
+                                                                  + (1 - FPS_SMOOTHING) * rate)
+                self.behind = took > self.tick
+                await self.show(frame)
             due = max(due + self.tick, time.monotonic())  # a late tick delays the next: no catch-up burst
 
     def _resume(self) -> None:

@@ -112,7 +112,10 @@ ws.onclose = () => { $("status").textContent = "disconnected (is the server stil
 
 function sendAction() {
   if (!controls || controls.scheme === "none") return;
-  if (controls.scheme === "discrete") { send({ type: "action", name: held.length ? held[held.length - 1] : null }); return; }
+  if (controls.scheme === "discrete") {
+    send({ type: "action", name: held.length ? held[held.length - 1] : null, held: [...held] });
+    return;
+  }
   const limit = controls.camera.limit;
   const clip = (v) => Math.max(-limit, Math.min(limit, v));
   send({ type: "action", buttons: [...buttons], camera: [clip(camera[0]), clip(camera[1])] });
