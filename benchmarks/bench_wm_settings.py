@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--settings", default="4:0.9", help="comma-separated K:tau_ctx")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", default=None, help="markdown file to write")
+    parser.add_argument("--constant-action", type=int, default=None, metavar="A",
+                        help="feed action A (every field) instead of the recorded ones: is the action read at all?")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -58,6 +60,8 @@ def main() -> None:
     latents = torch.cat([e.latents for e in episodes])  # (B, T, S_z, D_z)
     action_in = {k: torch.cat([e.action_in[k] for e in episodes]) for k in episodes[0].action_in}
     has_action_in = torch.cat([e.has_action_in for e in episodes])
+    if args.constant_action is not None:
+        action_in = {k: torch.full_like(v, args.constant_action) for k, v in action_in.items()}
     truth = np.stack([grids[int(e.rows[0]):int(e.rows[-1]) + 1] for e in episodes])  # (B, T, 10, 10, C)
 
     def decoded(z: torch.Tensor) -> np.ndarray:  # (B, H, S_z, D_z) → (B, H, h, w, 3) uint8, frame by frame
@@ -73,7 +77,8 @@ def main() -> None:
     channels = ("ball", "paddle", "trail", "brick")
     head = " | ".join(f"{c} h={h}" for c in channels[:2] for h in HORIZONS)
     lines = [f"World model `{args.wm}` (step {state['step']}) on `{args.store}`: {len(episodes)} held-out windows, "
-             f"{CONTEXT} real frames of context, recorded actions; cell recall of the imagined frame h steps ahead.",
+             f"{CONTEXT} real frames of context, "
+             f"{'recorded actions' if args.constant_action is None else f'action {args.constant_action} throughout'}; cell recall of the imagined frame h steps ahead.",
              "", f"| K : τ_ctx | {head} | trail h=1 | brick h=16 | latent MSE h=1 |", "|---|" + "---|" * 9]
     real = decoded(latents[:, CONTEXT:])  # the tokenizer's reconstruction of the frames to imagine
     ceiling = rates(real.reshape(-1, *real.shape[2:]), truth[:, CONTEXT:].reshape(-1, *truth.shape[2:]))

@@ -27,6 +27,9 @@ class DynamicsConfig:
     objective: str = "shortcut"  # "shortcut" (eq. 7) or "flow": the baseline, trained with d = d_min only
     bootstrap_fraction: float | None = 0.25  # P(d > d_min) per frame; None: eq. 4's uniform over levels (shortcut.py)
     context_fraction: float = 0.0  # P(a training frame is fed as clean context: τ_ctx, d_min, no loss; shortcut.py)
+    history_fraction: float = 0.0
+    history_cut: str = "last"
+    history_signal: str = "eq4"
     sample_steps: int = 4  # K denoising steps per generated frame (d = 1 / K)
     tau_ctx: float = 0.9  # signal level context frames are re-noised to at inference
     action_to_latents: bool = False  # also add the action embedding to every latent token (presets: on)

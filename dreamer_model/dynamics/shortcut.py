@@ -102,6 +102,20 @@ def context_frames(d: torch.Tensor, tau: torch.Tensor, is_context: torch.Tensor,
     return torch.where(is_context, d_min, d), torch.where(is_context, tau_ctx, tau)
 
 
+def history_windows(shape: tuple[int, int], p: float, cut: str, generator: torch.Generator | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(history, generated) (B, T) bool: with probability p per window, the frames before a cut c (c = T − 1,
+    or c ~ U{1 … T − 1}) are history and the frames from c on are generated; other windows are neither."""
+    b, t = shape
+    chosen = torch.rand(b, generator=generator) < p
+    if cut == "last":
+        c = torch.full((b,), t - 1)
+    else:
+        c = torch.randint(1, t, (b,), generator=generator)
+    before = torch.arange(t)[None, :] < c[:, None]
+    return chosen[:, None] & before, chosen[:, None] & ~before
+
+
 # ------------------------------------------------------------------------------------------------ eqs. 1, 2, 8
 
 def noise_latents(x: torch.Tensor, eps: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
@@ -153,17 +167,22 @@ class ShortcutForcingLoss(nn.Module):
     """Eqs. 4 + 7 + 8 on a batch of clean latent windows, normalised by one running RMS."""
 
     def __init__(self, k_max: int = 64, objective: str = "shortcut", rms_decay: float = 0.99,
-                 bootstrap_fraction: float | None = None, context_fraction: float = 0.0, tau_ctx: float = 0.9):
+                 bootstrap_fraction: float | None = None, context_fraction: float = 0.0, tau_ctx: float = 0.9,
+                 history_fraction: float = 0.0, history_cut: str = "last", history_signal: str = "eq4",
+                 sample_steps: int = 4):
         super().__init__()
         self.k_max, self.objective, self.bootstrap_fraction = k_max, objective, bootstrap_fraction
         self.context_fraction, self.tau_ctx = context_fraction, tau_ctx
+        self.history_fraction, self.history_cut, self.history_signal = history_fraction, history_cut, history_signal
+        self.sample_steps = sample_steps
         self.d_min = 1.0 / k_max
         self.rms = RunningRMS(rms_decay)
 
     @classmethod
     def from_config(cls, cfg: DynamicsConfig) -> "ShortcutForcingLoss":
         """The loss a world model of ``cfg`` trains with (phase 1, and phase 2 when it fine-tunes the world model)."""
-        return cls(cfg.k_max, cfg.objective, cfg.rms_decay, cfg.bootstrap_fraction, cfg.context_fraction, cfg.tau_ctx)
+        return cls(cfg.k_max, cfg.objective, cfg.rms_decay, cfg.bootstrap_fraction, cfg.context_fraction, cfg.tau_ctx,
+                   cfg.history_fraction, cfg.history_cut, cfg.history_signal, cfg.sample_steps)
 
     def forward(self, f: Predictor, x: torch.Tensor, generator: torch.Generator | None = None,
                 teacher: Predictor | None = None,
@@ -178,6 +197,19 @@ class ShortcutForcingLoss(nn.Module):
         is_context = torch.zeros((b, t), dtype=torch.bool)  # (B, T): frames fed as the sampler feeds context
         if self.context_fraction > 0:
             is_context = shard.draw(lambda shape: torch.rand(shape, generator=generator) < self.context_fraction, (b, t))
+        flat = torch.zeros((b, t), dtype=torch.bool)  # (B, T): generated frames of history windows, weight 1
+        if self.history_fraction > 0:
+            history, generated = shard.draw(lambda shape: history_windows(shape, self.history_fraction,
+                                                                          self.history_cut, generator), (b, t))
+            is_context = is_context | history
+            if self.history_signal in ("sampler", "zero"):
+                levels = shard.draw(lambda shape: torch.randint(0, self.sample_steps, shape, generator=generator), (b, t))
+                if self.history_signal == "zero":
+                    levels = torch.zeros_like(levels)
+                tau = torch.where(generated, levels.float() / self.sample_steps, tau)
+                d = torch.where(generated, self.d_min, d)
+                flat = generated
+        if bool(is_context.any()):
             d, tau = context_frames(d, tau, is_context, self.tau_ctx, self.d_min)
         eps = shard.draw(lambda shape: torch.randn(shape, generator=generator, dtype=torch.float32),
                          tuple(x.shape)).to(x.device)  # ε (B, T, S, D)
@@ -196,8 +228,11 @@ class ShortcutForcingLoss(nn.Module):
         per_frame = flow_loss(x_pred, x, tau)  # (B, T): eq. 7 where d = d_min
         if v_target is not None:  # eq. 7 where d > d_min
             per_frame = torch.where(is_boot, bootstrap_loss(x_pred, z_tau, tau, v_target), per_frame)
+        flat = flat.to(x.device)
+        if bool(flat.any()):
+            per_frame = torch.where(flat, per_frame / ramp_weight(tau), per_frame)
         raw = per_frame.mean()
-        if self.context_fraction > 0:  # context frames carry no loss: the mean over the generated frames
+        if self.context_fraction > 0 or self.history_fraction > 0:  # context frames carry no loss: the mean over the generated frames
             target = (~is_context).float()
             share = target.mean() if reduce is None else reduce(target.mean())  # over the global batch
             raw = (per_frame * target).mean() / share.clamp(min=1.0 / target.numel())
