@@ -279,10 +279,10 @@ def test_history_windows_feed_a_clean_history_and_generate_from_the_sampler_leve
     # the loss by hand: the same draws in the same order, then eq. 7 with weight 1 on the generated frames
     g = torch.Generator().manual_seed(5)
     d4, tau4 = sample_step_and_signal((b, t), 8, g)
-    history, gen, d_gen, tau_gen = history_windows((b, t), 0.5, 4, 1 / 8, g)
+    history, gen, tau_gen = history_windows((b, t), 0.5, 4, g)
     torch.testing.assert_close(history, context)
     torch.testing.assert_close(gen, generated)
-    d4, tau4 = context_frames(torch.where(gen, d_gen, d4), torch.where(gen, tau_gen, tau4), history, 0.9, 1 / 8)
+    d4, tau4 = context_frames(torch.where(gen, 1 / 8, d4), torch.where(gen, tau_gen, tau4), history, 0.9, 1 / 8)
     z = noise_latents(x, torch.randn(x.shape, generator=g), tau4)
     x_pred = known_f(z, tau4, d4)
     per_frame = torch.where(d4 > 1 / 8, bootstrap_loss(x_pred, z, tau4, bootstrap_velocity(f, z, tau4, d4, 1 / 8)),

@@ -114,19 +114,18 @@ def context_frames(d: torch.Tensor, tau: torch.Tensor, is_context: torch.Tensor,
     return torch.where(is_context, d_min, d), torch.where(is_context, tau_ctx, tau)
 
 
-def history_windows(shape: tuple[int, int], p: float, sample_steps: int, d_min: float,
-                    generator: torch.Generator | None = None
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def history_windows(shape: tuple[int, int], p: float, sample_steps: int, generator: torch.Generator | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The history mix's draws for (B, T) windows: (history, generated) bool (B, T) and the generated frames'
-    (d, τ) (B, T). With probability p a window is cut at c ~ U{1 … T − 1}: frames before c are history, frames
-    from c on are generated at d_min and τ ~ U{0, 1/K, …, 1 − 1/K} (the levels a K-step sampler denoises from);
-    other windows are neither (their d, τ entries are unused)."""
+    τ (B, T). With probability p a window is cut at c ~ U{1 … T − 1}: frames before c are history, frames from
+    c on are generated (at d_min) from τ ~ U{0, 1/K, …, 1 − 1/K}, the levels a K-step sampler denoises from;
+    other windows are neither (their τ entries are unused)."""
     b, t = shape
     chosen = torch.rand(b, generator=generator) < p  # (B,)
     cut = torch.randint(1, t, (b,), generator=generator)  # (B,) c: the first generated frame
     before = torch.arange(t)[None, :] < cut[:, None]  # (B, T)
     tau = torch.randint(0, sample_steps, shape, generator=generator).float() / sample_steps
-    return chosen[:, None] & before, chosen[:, None] & ~before, torch.full(shape, d_min), tau
+    return chosen[:, None] & before, chosen[:, None] & ~before, tau
 
 
 # ------------------------------------------------------------------------------------------------ eqs. 1, 2, 8
@@ -215,11 +214,10 @@ class ShortcutForcingLoss(nn.Module):
             is_context = shard.draw(lambda shape: torch.rand(shape, generator=generator) < self.context_fraction, (b, t))
         generated = torch.zeros((b, t), dtype=torch.bool)  # (B, T): frames the history mix generates
         if self.history_fraction > 0:
-            history, generated, d_gen, tau_gen = shard.draw(
-                lambda shape: history_windows(shape, self.history_fraction, self.sample_steps, self.d_min, generator),
-                (b, t))
+            history, generated, tau_gen = shard.draw(
+                lambda shape: history_windows(shape, self.history_fraction, self.sample_steps, generator), (b, t))
             is_context = is_context | history
-            d, tau = torch.where(generated, d_gen, d), torch.where(generated, tau_gen, tau)
+            d, tau = torch.where(generated, self.d_min, d), torch.where(generated, tau_gen, tau)
         if bool(is_context.any()):
             d, tau = context_frames(d, tau, is_context, self.tau_ctx, self.d_min)
         eps = shard.draw(lambda shape: torch.randn(shape, generator=generator, dtype=torch.float32),
