@@ -25,7 +25,7 @@ SKIPPED = {"store", "path", "wm", "phase2", "checkpoint", "latents", "model_hash
 # Keys a run's ``train`` config gained since, at the value the old runs trained with.
 ADDED_TRAIN = {"fsdp": False, "cpu_bf16": False}
 # Keys a world model's ``dynamics`` config gained since, at the value the old runs trained with.
-ADDED_DYNAMICS = {"context_fraction": 0.0}
+ADDED_DYNAMICS = {"context_fraction": 0.0, "history_fraction": 0.0}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -118,10 +118,12 @@ def test_cli_reports_a_store_without_latents_in_one_line(tmp_path):
     assert json.loads((Path(no_latents) / "manifest.json").read_text())["latents"] is None
 
 
-def test_context_fraction_feeds_context_frames_to_the_loss(store, tmp_path):
-    """dynamics.context_fraction reaches phase 1's loss (shortcut.py) and is saved with the run."""
+@pytest.mark.parametrize("key, value", [("context_fraction", 0.5), ("history_fraction", 0.9)])
+def test_context_and_history_fractions_feed_context_frames_to_the_loss(store, tmp_path, key, value):
+    """dynamics.context_fraction and dynamics.history_fraction reach phase 1's loss (shortcut.py) and are saved
+    with the run."""
     train_phase1(Phase1TrainOptions(data=store, out=str(tmp_path / "run"), steps=2, seed=3, device="cpu",
-                                    sets=SMALL + ["dynamics.context_fraction=0.5"]))
+                                    sets=SMALL + [f"dynamics.{key}={value}"]))
     rows = [r for r in read_metrics(tmp_path / "run") if r["split"] == "train"]
     assert rows and all(0 < r["context_fraction"] < 1 for r in rows)
-    assert load_checkpoint(tmp_path / "run", "dynamics")["config"]["dynamics"]["context_fraction"] == 0.5
+    assert load_checkpoint(tmp_path / "run", "dynamics")["config"]["dynamics"][key] == value

@@ -8,9 +8,11 @@ import math
 import pytest
 import torch
 
+from dreamer_model.dynamics.config import DynamicsConfig, validate_dynamics
 from dreamer_model.dynamics.shortcut import (ShortcutForcingLoss, bootstrap_loss, bootstrap_velocity, context_frames,
-                                             flow_loss, implied_velocity, noise_latents, ramp_weight,
-                                             sample_step_and_signal, step_sizes)
+                                             flow_loss, frame_mse, history_windows, implied_velocity, noise_latents,
+                                             ramp_weight, sample_step_and_signal, step_sizes)
+from dreamer_model.errors import ModelError
 
 torch.manual_seed(0)
 
@@ -244,6 +246,64 @@ def test_context_frames_are_fed_at_tau_ctx_and_carry_no_loss():
     by_hand = torch.where(boot, bootstrap_loss(x_pred, z, tau, bootstrap_velocity(f, z, tau, d, 1 / 8)),
                           flow_loss(x_pred, x, tau)).mean()
     torch.testing.assert_close(plain, by_hand)
+
+
+def test_history_windows_feed_a_clean_history_and_generate_from_the_sampler_levels():
+    """history_fraction p: with probability p a window is cut at c ~ U{1 … T − 1}; frames before c are fed as the
+    sampler feeds context (τ_ctx, d_min) without loss, frames from c on are generated at d_min from the K-step
+    sampler's levels with weight 1; the other windows are eq. 4 / 7 / 8 as above."""
+    calls = []
+
+    def f(z, tau, d):
+        calls.append((tau.clone(), d.clone()))
+        return known_f(z, tau, d)
+
+    b, t = 400, 6
+    x = torch.randn(b, t, 2, 4)
+    loss_fn = ShortcutForcingLoss(k_max=8, tau_ctx=0.9, history_fraction=0.5, sample_steps=4).eval()
+    loss, metrics = loss_fn(f, x, torch.Generator().manual_seed(5))
+    tau, d = calls[-1]  # the student's call
+    context = tau == 0.9  # eq. 4's τ lie on the grid of 1/8, never at 0.9
+    cut = context.sum(dim=1)  # (B,) history length: c in the cut windows, 0 in eq. 4's
+    cut_windows = cut > 0
+    assert 0.4 < cut_windows.float().mean() < 0.6
+    assert set(cut[cut_windows].tolist()) == {1, 2, 3, 4, 5}  # c ~ U{1 … T − 1}: never all frames, never none
+    positions = torch.arange(t)[None, :]
+    torch.testing.assert_close(context, cut_windows[:, None] & (positions < cut[:, None]))  # a prefix, nothing else
+    assert (d[context] == 1 / 8).all()
+    generated = cut_windows[:, None] & (positions >= cut[:, None])
+    assert (d[generated] == 1 / 8).all() and set(tau[generated].tolist()) == {0.0, 0.25, 0.5, 0.75}
+    assert (d[~cut_windows] > 1 / 8).any()  # eq. 4's windows keep their coarser steps
+    assert metrics["context_fraction"] == pytest.approx(context.float().mean().item())
+
+    # the loss by hand: the same draws in the same order, then eq. 7 with weight 1 on the generated frames
+    g = torch.Generator().manual_seed(5)
+    d4, tau4 = sample_step_and_signal((b, t), 8, g)
+    history, gen, tau_gen = history_windows((b, t), 0.5, 4, g)
+    torch.testing.assert_close(history, context)
+    torch.testing.assert_close(gen, generated)
+    d4, tau4 = context_frames(torch.where(gen, 1 / 8, d4), torch.where(gen, tau_gen, tau4), history, 0.9, 1 / 8)
+    z = noise_latents(x, torch.randn(x.shape, generator=g), tau4)
+    x_pred = known_f(z, tau4, d4)
+    per_frame = torch.where(d4 > 1 / 8, bootstrap_loss(x_pred, z, tau4, bootstrap_velocity(f, z, tau4, d4, 1 / 8)),
+                            flow_loss(x_pred, x, tau4))
+    per_frame = torch.where(gen, frame_mse(x_pred, x), per_frame)
+    torch.testing.assert_close(loss, per_frame[~history].mean())
+
+    def wrong_on(frames):  # a prediction off by 10 on ``frames`` only
+        return lambda z, tau, d: known_f(z, tau, d) + 10.0 * frames[..., None, None]
+
+    assert loss_fn(wrong_on(context), x, torch.Generator().manual_seed(5))[0].item() == pytest.approx(loss.item())
+    first = generated & (tau == 0)  # generated from pure noise: weight 1 (eq. 8 would give them 0.1)
+    off = loss_fn(wrong_on(first), x, torch.Generator().manual_seed(5))[0]
+    torch.testing.assert_close(off, torch.where(first, frame_mse(x_pred + 10.0, x), per_frame)[~history].mean())
+
+
+def test_history_fraction_is_checked():
+    validate_dynamics(DynamicsConfig(history_fraction=0.75), "run.yaml")
+    for bad in (1.0, -0.1):
+        with pytest.raises(ModelError, match=rf"^run.yaml: dynamics.history_fraction must be in \[0, 1\) .*got {bad}$"):
+            validate_dynamics(DynamicsConfig(history_fraction=bad), "run.yaml")
 
 
 def test_running_rms_normalises_the_loss_and_is_saved_for_resume():

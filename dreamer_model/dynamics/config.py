@@ -27,6 +27,7 @@ class DynamicsConfig:
     objective: str = "shortcut"  # "shortcut" (eq. 7) or "flow": the baseline, trained with d = d_min only
     bootstrap_fraction: float | None = 0.25  # P(d > d_min) per frame; None: eq. 4's uniform over levels (shortcut.py)
     context_fraction: float = 0.0  # P(a training frame is fed as clean context: τ_ctx, d_min, no loss; shortcut.py)
+    history_fraction: float = 0.0  # P(a window is cut: sampler-style history, then frames to generate; shortcut.py)
     sample_steps: int = 4  # K denoising steps per generated frame (d = 1 / K)
     tau_ctx: float = 0.9  # signal level context frames are re-noised to at inference
     action_to_latents: bool = False  # also add the action embedding to every latent token (presets: on)
@@ -78,6 +79,9 @@ def validate_dynamics(cfg: DynamicsConfig, source: str) -> None:
         raise ModelError(f"{source}: dynamics.bootstrap_fraction must be in [0, 1] or none, got {cfg.bootstrap_fraction}")
     if not 0.0 <= cfg.context_fraction < 1.0:
         raise ModelError(f"{source}: dynamics.context_fraction must be in [0, 1), got {cfg.context_fraction}")
+    if not 0.0 <= cfg.history_fraction < 1.0:
+        raise ModelError(f"{source}: dynamics.history_fraction must be in [0, 1) (at 1 no window would train eq. 4's "
+                         f"coarser steps, which the sampler takes), got {cfg.history_fraction}")
     if not 0.0 <= cfg.tau_ctx <= 1.0:
         raise ModelError(f"{source}: dynamics.tau_ctx must be in [0, 1], got {cfg.tau_ctx}")
     if cfg.context < 2:

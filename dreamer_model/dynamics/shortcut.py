@@ -35,6 +35,18 @@ frames). Under eq. 4 alone a frame's history is noised at random levels, so few 
 next frame from a history as clean as at inference. Measured on breakout (benchmarks/results/ladder.md, "Why the
 world model loses the ball"), p = 0.5 is a small gain, not a fix: ball in the right cell one step ahead 0.20 /
 0.33 / 0.46 after 2,000 / 3,000 / 4,000 steps against eq. 4's 0.09 / 0.34 / 0.37; so it stays off by default.
+``history_fraction`` p (default 0: eq. 4 alone; the ``quickstart`` preset sets it, ``presets.py``) departs from
+eq. 4 per WINDOW: with probability p a window is cut at c ~ U{1 … T − 1}; its frames before c are history, fed
+as the sampler feeds finished frames (τ_ctx, d_min, no loss), and its frames from c on are generated at the
+levels a K-step sampler denoises from, d = d_min and τ ~ U{0, 1/K, …, 1 − 1/K} (K = ``sample_steps``), with
+eq. 7's flow term at weight 1 instead of eq. 8's ramp (the ramp gives τ = 0, the step that decides where a
+moving object goes, weight 0.1). The other windows are eq. 4 as above, so the coarser steps the sampler
+takes keep their bootstrap training. Why: imagination asks "the next frame from a clean history, from
+little signal", and under eqs. 4 + 8 few frames are that question (a frame's history is clean only with
+probability p^t under the per-frame ``context_fraction``). Measured on breakout (benchmarks/results/ladder.md,
+"The history mix"): p = 0.9 puts the imagined ball in the right cell one step ahead 0.30 of the time after
+2,000 steps against eq. 4's 0.09 (p = 0.75: 0.23); a cut at c = T − 1 only, eq. 4's levels after the cut, or
+τ = 0 only gain less.
 The flow-matching baseline is the same model trained with d = d_min only (``objective="flow"``).
 The dynamics loss is the mean of the per-frame terms over all (batch, time) elements, divided by a
 running RMS of itself (``RunningRMS``, shared with the tokenizer's loss): L = L̄ / RMS(L̄). One
@@ -102,6 +114,20 @@ def context_frames(d: torch.Tensor, tau: torch.Tensor, is_context: torch.Tensor,
     return torch.where(is_context, d_min, d), torch.where(is_context, tau_ctx, tau)
 
 
+def history_windows(shape: tuple[int, int], p: float, sample_steps: int, generator: torch.Generator | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The history mix's draws for (B, T) windows: (history, generated) bool (B, T) and the generated frames'
+    τ (B, T). With probability p a window is cut at c ~ U{1 … T − 1}: frames before c are history, frames from
+    c on are generated (at d_min) from τ ~ U{0, 1/K, …, 1 − 1/K}, the levels a K-step sampler denoises from;
+    other windows are neither (their τ entries are unused)."""
+    b, t = shape
+    chosen = torch.rand(b, generator=generator) < p  # (B,)
+    cut = torch.randint(1, t, (b,), generator=generator)  # (B,) c: the first generated frame
+    before = torch.arange(t)[None, :] < cut[:, None]  # (B, T)
+    tau = torch.randint(0, sample_steps, shape, generator=generator).float() / sample_steps
+    return chosen[:, None] & before, chosen[:, None] & ~before, tau
+
+
 # ------------------------------------------------------------------------------------------------ eqs. 1, 2, 8
 
 def noise_latents(x: torch.Tensor, eps: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
@@ -137,9 +163,14 @@ def bootstrap_velocity(f: Predictor, z_tau: torch.Tensor, tau: torch.Tensor, d: 
     return (b1 + b2) / 2
 
 
+def frame_mse(x_pred: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """‖x̂ − x‖² per frame (B, T): the mean over the frame's S_z × D_z latent entries."""
+    return ((x_pred - x) ** 2).mean(dim=(-2, -1))
+
+
 def flow_loss(x_pred: torch.Tensor, x: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
     """Eq. 7, d = d_min: w(τ)·‖x̂ − x‖² per frame (B, T)."""
-    return ramp_weight(tau) * ((x_pred - x) ** 2).mean(dim=(-2, -1))
+    return ramp_weight(tau) * frame_mse(x_pred, x)
 
 
 def bootstrap_loss(x_pred: torch.Tensor, z_tau: torch.Tensor, tau: torch.Tensor,
@@ -153,17 +184,20 @@ class ShortcutForcingLoss(nn.Module):
     """Eqs. 4 + 7 + 8 on a batch of clean latent windows, normalised by one running RMS."""
 
     def __init__(self, k_max: int = 64, objective: str = "shortcut", rms_decay: float = 0.99,
-                 bootstrap_fraction: float | None = None, context_fraction: float = 0.0, tau_ctx: float = 0.9):
+                 bootstrap_fraction: float | None = None, context_fraction: float = 0.0, tau_ctx: float = 0.9,
+                 history_fraction: float = 0.0, sample_steps: int = 4):
         super().__init__()
         self.k_max, self.objective, self.bootstrap_fraction = k_max, objective, bootstrap_fraction
         self.context_fraction, self.tau_ctx = context_fraction, tau_ctx
+        self.history_fraction, self.sample_steps = history_fraction, sample_steps
         self.d_min = 1.0 / k_max
         self.rms = RunningRMS(rms_decay)
 
     @classmethod
     def from_config(cls, cfg: DynamicsConfig) -> "ShortcutForcingLoss":
         """The loss a world model of ``cfg`` trains with (phase 1, and phase 2 when it fine-tunes the world model)."""
-        return cls(cfg.k_max, cfg.objective, cfg.rms_decay, cfg.bootstrap_fraction, cfg.context_fraction, cfg.tau_ctx)
+        return cls(cfg.k_max, cfg.objective, cfg.rms_decay, cfg.bootstrap_fraction, cfg.context_fraction, cfg.tau_ctx,
+                   cfg.history_fraction, cfg.sample_steps)
 
     def forward(self, f: Predictor, x: torch.Tensor, generator: torch.Generator | None = None,
                 teacher: Predictor | None = None,
@@ -178,6 +212,13 @@ class ShortcutForcingLoss(nn.Module):
         is_context = torch.zeros((b, t), dtype=torch.bool)  # (B, T): frames fed as the sampler feeds context
         if self.context_fraction > 0:
             is_context = shard.draw(lambda shape: torch.rand(shape, generator=generator) < self.context_fraction, (b, t))
+        generated = torch.zeros((b, t), dtype=torch.bool)  # (B, T): frames the history mix generates
+        if self.history_fraction > 0:
+            history, generated, tau_gen = shard.draw(
+                lambda shape: history_windows(shape, self.history_fraction, self.sample_steps, generator), (b, t))
+            is_context = is_context | history
+            d, tau = torch.where(generated, self.d_min, d), torch.where(generated, tau_gen, tau)
+        if bool(is_context.any()):
             d, tau = context_frames(d, tau, is_context, self.tau_ctx, self.d_min)
         eps = shard.draw(lambda shape: torch.randn(shape, generator=generator, dtype=torch.float32),
                          tuple(x.shape)).to(x.device)  # ε (B, T, S, D)
@@ -196,8 +237,11 @@ class ShortcutForcingLoss(nn.Module):
         per_frame = flow_loss(x_pred, x, tau)  # (B, T): eq. 7 where d = d_min
         if v_target is not None:  # eq. 7 where d > d_min
             per_frame = torch.where(is_boot, bootstrap_loss(x_pred, z_tau, tau, v_target), per_frame)
+        generated = generated.to(x.device)
+        if bool(generated.any()):  # the history mix's frames: eq. 7's flow term at weight 1, not eq. 8's ramp
+            per_frame = torch.where(generated, frame_mse(x_pred, x), per_frame)
         raw = per_frame.mean()
-        if self.context_fraction > 0:  # context frames carry no loss: the mean over the generated frames
+        if self.context_fraction > 0 or self.history_fraction > 0:  # context frames carry no loss: mean over the rest
             target = (~is_context).float()
             share = target.mean() if reduce is None else reduce(target.mean())  # over the global batch
             raw = (per_frame * target).mean() / share.clamp(min=1.0 / target.numel())
