@@ -9,6 +9,7 @@ values of the wrong type are a ``ModelError`` naming the source and the key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -129,6 +130,13 @@ def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
     elif annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 2e-3 (no dot) as a string; Python's float() reads it right
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if math.isfinite(number):
+                return number
     elif annotation is str:
         if isinstance(value, str):
             return value

@@ -95,3 +95,14 @@ def test_an_unknown_preset_is_one_clear_error():
     known = r"\(known: tiny, small, base, paper, micro, quickstart\)"
     with pytest.raises(ModelError, match=r"unknown preset 'huge' " + known):
         resolve_run("phase2", "huge")
+
+
+def test_floats_written_without_a_dot_are_floats_in_set_and_yaml(tmp_path):
+    """YAML 1.1 reads 2e-3 as a string: ``--set train.lr=2e-3`` and ``lr: 1e-4`` in a file are numbers all the same."""
+    config = tmp_path / "phase1.yaml"
+    config.write_text("train:\n  lr: 1e-4\n")
+    assert resolve_run("phase1", "tiny", sets=["train.lr=2e-3"]).train.lr == 0.002
+    assert resolve_run("phase1", "tiny", config_file=str(config)).train.lr == 0.0001
+    for bad in ("fast", "nan", "1e999"):
+        with pytest.raises(ModelError, match=re.escape(f"--set: train.lr must be float, got '{bad}'")):
+            resolve_run("phase1", "tiny", sets=[f"train.lr={bad}"])
