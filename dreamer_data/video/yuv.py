@@ -28,11 +28,11 @@ def yuv420_to_rgb(planes: torch.Tensor) -> torch.Tensor:
                          f"{tuple(planes.shape)} {planes.dtype}")
     lead, width = planes.shape[:-2], planes.shape[-1]
     height = planes.shape[-2] * 2 // 3
-    flat = planes.reshape(*lead, -1).float()
-    luma, chroma = flat[..., :height * width], flat[..., height * width:]
-    y = (luma.reshape(*lead, height, width) - 16) * _Y_SCALE
-    cb, cr = (plane.reshape(*lead, height // 2, width // 2) - 128 for plane in chroma.chunk(2, dim=-1))
-    cb = cb.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
-    cr = cr.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
-    rgb = torch.stack([y + _CR_TO_R * cr, y - _CB_TO_G * cb - _CR_TO_G * cr, y + _CB_TO_B * cb], dim=-1)
-    return rgb.round_().clamp_(0, 255).to(torch.uint8)
+    half = (height // 2, width // 2)
+    flat = planes.reshape(*lead, -1)
+    luma = flat[..., :height * width].reshape(*lead, half[0], 2, half[1], 2).float()  # pixel (2i + a, 2j + b)
+    cb, cr = (flat[..., height * width:].float() - 128).reshape(*lead, 2, *half).unbind(-3)
+    # the chroma terms at chroma resolution, each added to its 2x2 pixels by broadcasting
+    chroma = torch.stack([_CR_TO_R * cr, -_CB_TO_G * cb - _CR_TO_G * cr, _CB_TO_B * cb], dim=-1)
+    rgb = ((luma - 16) * _Y_SCALE).unsqueeze(-1) + chroma[..., :, None, :, None, :]
+    return rgb.round_().clamp_(0, 255).to(torch.uint8).reshape(*lead, height, width, 3)
