@@ -114,6 +114,19 @@ class SourceWindows(Dataset):
         return {"frames": torch.from_numpy(out)}
 
 
+class HandOver(Dataset):
+    """Windows that cost nothing to make: what the DataLoader's hand-over of a window's bytes alone allows."""
+
+    def __init__(self, frame_format: str):
+        self.shape = (T, HEIGHT * 3 // 2, WIDTH) if frame_format == "yuv420p" else (T, HEIGHT, WIDTH, 3)
+
+    def __len__(self) -> int:
+        return 1 << 20
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"frames": torch.empty(self.shape, dtype=torch.uint8)}
+
+
 class Picked(Dataset):
     """Window ``order[i]`` of ``dataset`` (the same windows, in the same order, for every reader)."""
 
@@ -135,6 +148,14 @@ def windows_per_s(dataset: Dataset, batches: int) -> float:
     start = time.perf_counter()
     done = sum(len(batch["frames"]) for batch in islice(iterator, batches))
     return done / (time.perf_counter() - start)
+
+
+def ms_per_window(dataset: Dataset, indices: range) -> float:
+    """Milliseconds per window read in this one process (no DataLoader): the reader's own work."""
+    start = time.perf_counter()
+    for index in indices:
+        dataset[index]
+    return (time.perf_counter() - start) / len(indices) * 1e3
 
 
 def convert_cost(store: Path, order: list[int]) -> str:
@@ -223,13 +244,16 @@ def main() -> None:
                                                                    frame_format=frame_format), order)
         readers.update({(frame_format, name): SourceWindows(windows, source, frame_format)
                         for name, source in sources.items()})
+        readers[frame_format, "nothing decoded (hand-over only)"] = HandOver(frame_format)
     rates: dict[tuple[str, str], list[float]] = {key: [] for key in readers}
+    costs: dict[tuple[str, str], list[float]] = {key: [] for key in readers}
     per_round = args.batches * BATCH
     for round_ in range(args.rounds):
         for key, dataset in readers.items():
             chunk = torch.utils.data.Subset(dataset, range(round_ * per_round, (round_ + 1) * per_round + BATCH))
             rates[key].append(windows_per_s(chunk, args.batches))
-            print(round_, *key, f"{rates[key][-1]:.1f}", flush=True)
+            costs[key].append(ms_per_window(dataset, range(round_ * per_round, (round_ + 1) * per_round)))
+            print(round_, *key, f"{rates[key][-1]:.1f} windows/s, {costs[key][-1]:.2f} ms", flush=True)
     median = {key: statistics.median(values) for key, values in rates.items()}
     for frame_format in formats:
         base = {name: median[frame_format, name] for name in sources}
@@ -237,17 +261,20 @@ def main() -> None:
         lines += [f"## Random {T}-frame windows at {HEIGHT}x{WIDTH} as {frame_format}, DataLoader with 2 workers "
                   f"(batch {BATCH})", "",
                   f"| reader ({frame_format} out) | windows/s (median) | ÷ source mp4, keyframe every {args.source_gop} "
-                  f"| ÷ source mp4, keyframe every {args.also_source_gop} | ÷ zarr array (RGB) |", "|---|---|---|---|---|"]
+                  f"| ÷ source mp4, keyframe every {args.also_source_gop} | ÷ zarr array (RGB) | ms per window in one "
+                  f"process (median) |", "|---|---|---|---|---|---|"]
         for (row_format, name), rate in median.items():
             if row_format == frame_format:
-                lines.append(f"| {name} | {rate:.2f} | " + " | ".join(f"{rate / b:.2f}x" for b in base.values()) + " |")
+                lines.append(f"| {name} | {rate:.2f} | " + " | ".join(f"{rate / b:.2f}x" for b in base.values())
+                             + f" | {statistics.median(costs[row_format, name]):.2f} |")
         lines.append("")
     lines += [f"Same {per_round} windows per round for every reader (seeded `WindowSampler`), {args.rounds} "
-              "interleaved rounds, each a fresh DataLoader timed after its first batch. The video and zarr rows "
+              "interleaved rounds, each a fresh DataLoader timed after its first batch, then the same windows read in "
+              "this process alone (the last column). The video and zarr rows "
               "read through `WindowDataset`; the source rows keep each mp4 open per worker and seek to the "
               "keyframe before the window (the best case for reading the source directly), handing over the same "
-              "format as the rows they are compared with. yuv420p windows are (16, 540, 640) uint8, half the bytes "
-              "of RGB."]
+              "format as the rows they are compared with; the hand-over row hands over empty windows of that format. "
+              "yuv420p windows are (16, 540, 640) uint8, half the bytes of RGB."]
     if "yuv420p" in formats:
         lines += ["", convert_cost(next(iter(stores.values())), order)]
     text = "\n".join(lines) + "\n"
