@@ -25,6 +25,7 @@ import makers
 from conftest import assert_same_store, cli_command, leftovers, read_manifest, run_cli
 from dreamer_data import StreamDataset, WindowDataset
 from dreamer_data.errors import DreamerDataError, StoreError
+from dreamer_data.store.video_spec import VideoSettings
 from dreamer_data.video import yuv420_to_rgb
 
 HEIGHT, WIDTH = 72, 128
@@ -161,6 +162,14 @@ def test_yuv420p_windows_convert_to_the_rgb_windows(store):
         assert difference.max() <= 3 and 10 * np.log10(255 ** 2 / max(mse, 1e-12)) >= 40, f"window {index}"
     assert crossed > 10 and len(converted) == len(picks)
     assert planes[0]["frames"].shape == (16, HEIGHT * 3 // 2, WIDTH) and planes[0]["frames"].dtype == torch.uint8
+
+
+def test_a_manifest_without_bframes_reads_as_the_presets_b_frames(h264_store):
+    """Stores written before ``bframes`` existed were encoded with x264's preset B-frames: resuming one keeps that."""
+    video = read_manifest(h264_store)["fields"]["frames"]["video"]
+    assert VideoSettings.from_json(video).encoder_options()["bf"] == "0"
+    older = VideoSettings.from_json({key: value for key, value in video.items() if key != "bframes"})
+    assert older.bframes is None and "bf" not in older.encoder_options()
 
 
 def test_yuv420p_needs_video_frames_as_uint8(h264_store):
