@@ -1,5 +1,6 @@
 """Video-backed frames (``ingest --frames-as video``) at 360x640: bytes and PSNR against the source H.264, and
-16-frame windows per second from a 2-worker DataLoader against the zarr field and against seeking into the mp4.
+16-frame windows per second from a 2-worker DataLoader against the zarr field and against seeking into the mp4,
+as RGB and as the codec's yuv420p planes (``frame_format="yuv420p"``, the source read the same way).
 
     python benchmarks/bench_video_frames.py [--recordings 2 --seconds 30 --rounds 5 --out benchmarks/results/video_frames.md]
 
@@ -31,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.vpt_like import FPS, HEIGHT, WIDTH, write_recording  # noqa: E402
 from dreamer_data.loaders import WindowDataset, WindowSampler  # noqa: E402
 from dreamer_data.store.reader import StoreReader  # noqa: E402
-from dreamer_data.video import decode_video  # noqa: E402
+from dreamer_data.video import decode_video, yuv420_to_rgb  # noqa: E402
+from dreamer_data.video.clip_reader import copy_planes  # noqa: E402
 
 T = 16
 BATCH = 4  # 16 x 360x640x3 uint8 = 11 MB a window
@@ -75,8 +77,9 @@ def quality(store: Path, videos: dict[str, Path]) -> np.ndarray:
 class SourceWindows(Dataset):
     """The baseline: seek into the source mp4 (kept open per worker) to the keyframe before the window, decode it."""
 
-    def __init__(self, windows: list[tuple[str, int]], videos: dict[str, Path]):
+    def __init__(self, windows: list[tuple[str, int]], videos: dict[str, Path], frame_format: str):
         self.windows, self.videos = windows, {k: str(v) for k, v in videos.items()}
+        self.frame_format = frame_format
         self.containers: dict[str, av.container.InputContainer] = {}
         self.pid = None
 
@@ -97,10 +100,31 @@ class SourceWindows(Dataset):
         frames = []
         for frame in container.decode(stream):
             if int(round((frame.pts - base) * stream.time_base * FPS)) >= start:
-                frames.append(frame.to_ndarray(format="rgb24", threads=1))  # as WindowDataset converts
+                frames.append(frame)
                 if len(frames) == T:
                     break
-        return {"frames": torch.from_numpy(np.stack(frames))}
+        height, width = frames[0].height, frames[0].width
+        shape = (height * 3 // 2, width) if self.frame_format == "yuv420p" else (height, width, 3)
+        out = np.empty((T, *shape), np.uint8)
+        for row, frame in zip(out, frames):  # copied as WindowDataset copies
+            if self.frame_format == "yuv420p":
+                copy_planes(frame, row)
+            else:
+                row[...] = frame.to_ndarray(format="rgb24", threads=1)
+        return {"frames": torch.from_numpy(out)}
+
+
+class HandOver(Dataset):
+    """Windows that cost nothing to make: what the DataLoader's hand-over of a window's bytes alone allows."""
+
+    def __init__(self, frame_format: str):
+        self.shape = (T, HEIGHT * 3 // 2, WIDTH) if frame_format == "yuv420p" else (T, HEIGHT, WIDTH, 3)
+
+    def __len__(self) -> int:
+        return 1 << 20
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"frames": torch.empty(self.shape, dtype=torch.uint8)}
 
 
 class Picked(Dataset):
@@ -126,6 +150,27 @@ def windows_per_s(dataset: Dataset, batches: int) -> float:
     return done / (time.perf_counter() - start)
 
 
+def ms_per_window(dataset: Dataset, indices: range) -> float:
+    """Milliseconds per window read in this one process (no DataLoader): the reader's own work."""
+    start = time.perf_counter()
+    for index in indices:
+        dataset[index]
+    return (time.perf_counter() - start) / len(indices) * 1e3
+
+
+def convert_cost(store: Path, order: list[int]) -> str:
+    """What ``yuv420_to_rgb`` costs the consumer per window on this CPU (on a GPU it is one small kernel)."""
+    planes = WindowDataset(str(store), T, load="frames", frame_format="yuv420p")
+    batch = torch.stack([planes[i]["frames"] for i in order[:BATCH]])
+    seconds = []
+    for _ in range(5):
+        start = time.perf_counter()
+        yuv420_to_rgb(batch)
+        seconds.append(time.perf_counter() - start)
+    return (f"`yuv420_to_rgb` on this CPU (torch, 1 thread): {statistics.median(seconds) / BATCH * 1e3:.1f} ms per "
+            f"window, paid by the consumer (on the trainer's GPU in real training).")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recordings", type=int, default=2)
@@ -133,7 +178,8 @@ def main() -> None:
     parser.add_argument("--source-gop", type=int, default=100, help="keyframe interval of the recordings ingested")
     parser.add_argument("--also-source-gop", type=int, default=250, help="a second copy of the recordings, read as a "
                                                                         "second source baseline")
-    parser.add_argument("--gops", default="8,16,32")
+    parser.add_argument("--gops", default="4,8,16,32")
+    parser.add_argument("--formats", default="rgb24,yuv420p", help="frame formats the loaders hand over")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batches", type=int, default=8, help="batches of 4 windows per round and reader")
     parser.add_argument("--workdir", default=None, help="keep recordings and stores here between runs")
@@ -162,8 +208,8 @@ def main() -> None:
     source_bytes = sum(v.stat().st_size for v in videos.values())
     lines = [f"# Video-backed frames at {HEIGHT}x{WIDTH}", "",
              f"Command: `python benchmarks/bench_video_frames.py --recordings {args.recordings} --seconds "
-             f"{args.seconds} --source-gop {args.source_gop} --also-source-gop {args.also_source_gop} --gops {args.gops} --rounds {args.rounds} --batches "
-             f"{args.batches}`", "",
+             f"{args.seconds} --source-gop {args.source_gop} --also-source-gop {args.also_source_gop} --gops {args.gops} --formats {args.formats} --rounds {args.rounds} "
+             f"--batches {args.batches}`", "",
              f"Machine: {os.cpu_count()}-core CPU ({platform.machine()}) shared with other jobs (load average "
              f"{load:.1f} at start), torch threads 1. Data: {args.recordings} VPT-like recordings "
              f"(`benchmarks/vpt_like.py`) x {args.seconds} s = {total} frames at {HEIGHT}x{WIDTH}, 20 fps, x264 "
@@ -187,28 +233,50 @@ def main() -> None:
     reference = WindowDataset(str(stores["zarr array"]), T, load="frames")
     order = list(islice(WindowSampler(reference, seed=0), args.rounds * args.batches * BATCH + BATCH))
     windows = [reference.locate(i) for i in order]
-    readers = {name: Picked(WindowDataset(str(store), T, load="frames"), order) for name, store in stores.items()}
-    readers[f"source mp4 (keyframe every {args.source_gop}), seek + decode"] = SourceWindows(windows, videos)
-    readers[f"source mp4 (keyframe every {args.also_source_gop}), seek + decode"] = SourceWindows(windows, also)
-    rates: dict[str, list[float]] = {name: [] for name in readers}
+    formats = args.formats.split(",")
+    sources = {f"source mp4 (keyframe every {args.source_gop}), seek + decode": videos,
+               f"source mp4 (keyframe every {args.also_source_gop}), seek + decode": also}
+    readers: dict[tuple[str, str], Dataset] = {}
+    for frame_format in formats:
+        for name, store in stores.items():
+            if frame_format == "rgb24" or name != "zarr array":  # zarr holds RGB
+                readers[frame_format, name] = Picked(WindowDataset(str(store), T, load="frames",
+                                                                   frame_format=frame_format), order)
+        readers.update({(frame_format, name): SourceWindows(windows, source, frame_format)
+                        for name, source in sources.items()})
+        readers[frame_format, "nothing decoded (hand-over only)"] = HandOver(frame_format)
+    rates: dict[tuple[str, str], list[float]] = {key: [] for key in readers}
+    costs: dict[tuple[str, str], list[float]] = {key: [] for key in readers}
     per_round = args.batches * BATCH
     for round_ in range(args.rounds):
-        for name, dataset in readers.items():
+        for key, dataset in readers.items():
             chunk = torch.utils.data.Subset(dataset, range(round_ * per_round, (round_ + 1) * per_round + BATCH))
-            rates[name].append(windows_per_s(chunk, args.batches))
-            print(round_, name, f"{rates[name][-1]:.1f}", flush=True)
-    sources = [name for name in readers if name.startswith("source")]
-    base = {name: statistics.median(rates[name]) for name in [*sources, "zarr array"]}
-    lines += [f"## Random {T}-frame windows at {HEIGHT}x{WIDTH}, DataLoader with 2 workers (batch {BATCH})", "",
-              f"| reader | windows/s (median) | ÷ source mp4, keyframe every {args.source_gop} | ÷ source mp4, keyframe "
-              f"every {args.also_source_gop} | ÷ zarr array |", "|---|---|---|---|---|"]
-    for name, values in rates.items():
-        rate = statistics.median(values)
-        lines.append(f"| {name} | {rate:.2f} | " + " | ".join(f"{rate / base[b]:.2f}x" for b in base) + " |")
-    lines += ["", f"Same {per_round} windows per round for every reader (seeded `WindowSampler`), {args.rounds} "
-                  "interleaved rounds, each a fresh DataLoader timed after its first batch. The video and zarr rows "
-                  "read through `WindowDataset`; the source row keeps each mp4 open per worker and seeks to the "
-                  "keyframe before the window (the best case for reading the source directly)."]
+            rates[key].append(windows_per_s(chunk, args.batches))
+            costs[key].append(ms_per_window(dataset, range(round_ * per_round, (round_ + 1) * per_round)))
+            print(round_, *key, f"{rates[key][-1]:.1f} windows/s, {costs[key][-1]:.2f} ms", flush=True)
+    median = {key: statistics.median(values) for key, values in rates.items()}
+    for frame_format in formats:
+        base = {name: median[frame_format, name] for name in sources}
+        base["zarr array (RGB)"] = median["rgb24", "zarr array"]
+        lines += [f"## Random {T}-frame windows at {HEIGHT}x{WIDTH} as {frame_format}, DataLoader with 2 workers "
+                  f"(batch {BATCH})", "",
+                  f"| reader ({frame_format} out) | windows/s (median) | ÷ source mp4, keyframe every {args.source_gop} "
+                  f"| ÷ source mp4, keyframe every {args.also_source_gop} | ÷ zarr array (RGB) | ms per window in one "
+                  f"process (median) |", "|---|---|---|---|---|---|"]
+        for (row_format, name), rate in median.items():
+            if row_format == frame_format:
+                lines.append(f"| {name} | {rate:.2f} | " + " | ".join(f"{rate / b:.2f}x" for b in base.values())
+                             + f" | {statistics.median(costs[row_format, name]):.2f} |")
+        lines.append("")
+    lines += [f"Same {per_round} windows per round for every reader (seeded `WindowSampler`), {args.rounds} "
+              "interleaved rounds, each a fresh DataLoader timed after its first batch, then the same windows read in "
+              "this process alone (the last column). The video and zarr rows "
+              "read through `WindowDataset`; the source rows keep each mp4 open per worker and seek to the "
+              "keyframe before the window (the best case for reading the source directly), handing over the same "
+              "format as the rows they are compared with; the hand-over row hands over empty windows of that format. "
+              "yuv420p windows are (16, 540, 640) uint8, half the bytes of RGB."]
+    if "yuv420p" in formats:
+        lines += ["", convert_cost(next(iter(stores.values())), order)]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -24,7 +24,9 @@ import zarr
 import makers
 from conftest import assert_same_store, cli_command, leftovers, read_manifest, run_cli
 from dreamer_data import StreamDataset, WindowDataset
-from dreamer_data.errors import StoreError
+from dreamer_data.errors import DreamerDataError, StoreError
+from dreamer_data.store.video_spec import VideoSettings
+from dreamer_data.video import yuv420_to_rgb
 
 HEIGHT, WIDTH = 72, 128
 LENGTHS = (70, 85, 93)  # with 24-frame clips and gop 8: partial last clips and partial last GOPs everywhere
@@ -112,6 +114,10 @@ def test_manifest_records_the_encoding_and_nothing_else_changes(store):
     assert f"frames as video │ {codec} crf {crf}, keyframe every {GOP}, {CLIP} frames per clip" in shown
     with av.open(str(store / "data/frames_video/clips" / clips[0])) as container:
         assert container.streams.video[0].codec_context.name in {"h264": ("h264",), "av1": ("libdav1d", "av1")}[codec]
+        kinds = {av.video.frame.PictureType(frame.pict_type).name for frame in container.decode(video=0)}
+    assert frames["video"]["bframes"] == {"h264": 0, "av1": None}[codec]
+    if codec == "h264":  # no B-frames: a window's last frame decodes without the frames after it
+        assert kinds == {"I", "P"}
 
 
 def test_random_windows_find_every_frame_where_it_belongs(store):
@@ -133,6 +139,48 @@ def test_random_windows_find_every_frame_where_it_belongs(store):
         episode_start = first - dataset.locate(index)[1]
         crossed += (first - episode_start) // CLIP != (first + 15 - episode_start) // CLIP
     assert crossed > 300 and len(last) == len(LENGTHS)
+
+
+def test_yuv420p_windows_convert_to_the_rgb_windows(store):
+    """frame_format="yuv420p" hands over the codec's planes (half the bytes); yuv420_to_rgb turns them into the
+    RGB path's frames (same rows, near-identical pixels), also across clip boundaries and in last partial GOPs."""
+    planes = WindowDataset(store, length=16, load="frames", frame_format="yuv420p")
+    rgb = WindowDataset(store, length=16, load="frames")
+    ends = {e["id"]: e["end"] for e in read_manifest(store)["episodes"]}
+    last = [i for i in range(len(rgb)) if ends[rgb.locate(i)[0]] == row_of(rgb, i) + 16]
+    picks = np.concatenate([np.random.default_rng(2).integers(0, len(rgb), 40), last]).tolist()
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(planes, picks), batch_size=20, num_workers=2)
+    converted = torch.cat([yuv420_to_rgb(batch["frames"]) for batch in loader])
+    crossed = 0
+    for index, frames in zip(picks, converted):
+        first = row_of(rgb, index)
+        assert rows_of(frames) == list(range(first, first + 16)), f"window {index}"
+        crossed += (rgb.locate(index)[1] // CLIP) != (rgb.locate(index)[1] + 15) // CLIP
+        expected = rgb[index]["frames"]
+        difference = (frames.int() - expected.int()).abs()
+        mse = difference.float().pow(2).mean().item()
+        assert difference.max() <= 3 and 10 * np.log10(255 ** 2 / max(mse, 1e-12)) >= 40, f"window {index}"
+    assert crossed > 10 and len(converted) == len(picks)
+    assert planes[0]["frames"].shape == (16, HEIGHT * 3 // 2, WIDTH) and planes[0]["frames"].dtype == torch.uint8
+
+
+def test_a_manifest_without_bframes_reads_as_the_presets_b_frames(h264_store):
+    """Stores written before ``bframes`` existed were encoded with x264's preset B-frames: resuming one keeps that."""
+    video = read_manifest(h264_store)["fields"]["frames"]["video"]
+    assert VideoSettings.from_json(video).encoder_options()["bf"] == "0"
+    older = VideoSettings.from_json({key: value for key, value in video.items() if key != "bframes"})
+    assert older.bframes is None and "bf" not in older.encoder_options()
+
+
+def test_yuv420p_needs_video_frames_as_uint8(h264_store):
+    with pytest.raises(StoreError, match="frame_format yuv420p needs a video-backed frames field"):
+        WindowDataset(h264_store, length=16, load="rewards", frame_format="yuv420p")
+    with pytest.raises(DreamerDataError, match="use frame_dtype uint8"):
+        WindowDataset(h264_store, length=16, load="frames", frame_format="yuv420p", frame_dtype="float32")
+    with pytest.raises(DreamerDataError, match="frame_format must be rgb24 or yuv420p, got 'nv12'"):
+        WindowDataset(h264_store, length=16, frame_format="nv12")
+    with pytest.raises(ValueError, match="uint8 planes with H and W even"):
+        yuv420_to_rgb(torch.zeros(2, 10, 7, dtype=torch.uint8))
 
 
 def row_of(dataset: WindowDataset, index: int) -> int:

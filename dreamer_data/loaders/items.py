@@ -39,6 +39,24 @@ def parse_frame_dtype(name: str) -> torch.dtype:
     return FRAME_DTYPES[name]
 
 
+def check_frame_format(store: str, specs: Mapping[str, FieldSpec], frame_format: str, frames_as: torch.dtype) -> str:
+    """``frame_format`` if the loaded fields can be read that way: yuv420p planes come only from video clips."""
+    if frame_format == "rgb24":
+        return frame_format
+    if frame_format != "yuv420p":
+        raise DreamerDataError(f"frame_format must be rgb24 or yuv420p, got {frame_format!r}")
+    spec = specs.get(FRAMES)
+    if spec is None or spec.video is None:
+        raise StoreError(f"{store}: frame_format yuv420p needs a video-backed frames field among the loaded ones "
+                         f"(ingest --frames-as video)")
+    if frames_as != torch.uint8:
+        raise DreamerDataError("frame_format yuv420p gives the codec's uint8 planes: use frame_dtype uint8")
+    if spec.shape[0] % 2 or spec.shape[1] % 2:
+        raise StoreError(f"{store}: frames are {spec.shape[0]}x{spec.shape[1]}; yuv420p planes need an even "
+                         f"height and width")
+    return frame_format
+
+
 def make_item(rows: Mapping[str, np.ndarray], is_first: np.ndarray, frames_as: torch.dtype) -> dict[str, torch.Tensor]:
     """Window rows → dict of tensors keyed by store field name, plus ``is_first``."""
     item = {}

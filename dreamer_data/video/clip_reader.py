@@ -60,9 +60,12 @@ class ClipDecoder:
             self.clips.popitem(last=False)[1].close()
         return opened
 
-    def frames(self, clip: int, pts: np.ndarray, keyframe_pts: int) -> list[np.ndarray]:
-        """RGB frames of ``clip`` at the increasing timestamps ``pts``; the first one's GOP starts at
-        ``keyframe_pts``."""
+    def read_into(self, out: np.ndarray, clip: int, pts: np.ndarray, keyframe_pts: int, format: str = "rgb24") -> None:
+        """Frames of ``clip`` at the increasing timestamps ``pts`` into ``out`` (one row each); the first one's GOP
+        starts at ``keyframe_pts``.
+
+        ``format`` "rgb24" writes (H, W, 3) frames; "yuv420p" the decoder's own planes, (H*3/2, W), unconverted
+        and copied once (PyAV's ``to_ndarray`` copies them twice)."""
         import av
 
         state = self._clip(clip)
@@ -70,9 +73,17 @@ class ClipDecoder:
             if state.frames is None or state.last_pts is None or not keyframe_pts <= state.last_pts < int(pts[0]):
                 state.container.seek(int(keyframe_pts), stream=state.stream, backward=True, any_frame=False)
                 state.frames, state.last_pts = state.container.decode(state.stream), None
-            # one swscale thread: its default, a thread per CPU, costs ~10x the conversion of a small frame in
-            # hand-offs on a busy machine
-            return [_decode_to(state, wanted).to_ndarray(format="rgb24", threads=1) for wanted in pts.tolist()]
+            for row, wanted in zip(out, pts.tolist()):
+                frame = _decode_to(state, wanted)
+                if (frame.height, frame.width) != _frame_size(row, format):
+                    raise StoreError(f"{state.where}: frame at pts {wanted} is {frame.height}x{frame.width}, the "
+                                     f"manifest says {'x'.join(map(str, _frame_size(row, format)))}")
+                if format == "yuv420p":
+                    copy_planes(frame, row)
+                else:
+                    # one swscale thread: its default, a thread per CPU, costs ~10x the conversion of a small frame
+                    # in hand-offs on a busy machine
+                    row[...] = frame.to_ndarray(format=format, threads=1)
         except av.error.FFmpegError as error:
             state.frames = None
             raise StoreError(f"{state.where}: undecodable clip ({error})") from None
@@ -100,3 +111,22 @@ def _decode_to(state: _OpenClip, wanted: int) -> Any:
         if frame.pts > wanted:
             raise StoreError(f"{state.where}: no frame at pts {wanted} (the decoder went on to pts {frame.pts}); "
                              f"the index does not match the clip")
+
+
+def _frame_size(row: np.ndarray, format: str) -> tuple[int, int]:
+    """(height, width) of the frame that fills ``row`` in ``format``."""
+    return (row.shape[0] * 2 // 3, row.shape[1]) if format == "yuv420p" else (row.shape[0], row.shape[1])
+
+
+def copy_planes(frame: Any, row: np.ndarray) -> None:
+    """The frame's Y, U and V planes into ``row`` (H*3/2, W), laid out as PyAV's ``to_ndarray()`` lays them."""
+    if frame.format.name != "yuv420p":
+        frame = frame.reformat(format="yuv420p", threads=1)
+    height, width = frame.height, frame.width
+    flat = row.reshape(-1)
+    offset = 0
+    for plane, (rows, columns) in zip(frame.planes, ((height, width), (height // 2, width // 2),
+                                                     (height // 2, width // 2))):
+        lines = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)  # lines may be padded
+        flat[offset:offset + rows * columns].reshape(rows, columns)[...] = lines[:rows, :columns]
+        offset += rows * columns

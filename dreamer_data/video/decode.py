@@ -68,8 +68,11 @@ def pyav_frames(container: Any, stream: Any) -> Iterator[Any]:
 
 
 def pyav_reformat(size: tuple[int, int] | None) -> dict:
-    """``VideoFrame.to_ndarray`` arguments: RGB, area-resized in the decoder's colour space."""
-    reformat: dict = {"format": "rgb24"}
+    """``VideoFrame.to_ndarray`` arguments: RGB, area-resized in the decoder's colour space, one swscale thread.
+
+    swscale's default, a thread per CPU, made conversion 1.45x (native 360x640) to 1.6x (to 128x128) slower on
+    a 2-core machine (benchmarks/results/video_frames.md); ingest's workers are the parallelism."""
+    reformat: dict = {"format": "rgb24", "threads": 1}
     if size is not None:
         reformat.update(height=size[0], width=size[1], interpolation="AREA")
     return reformat
