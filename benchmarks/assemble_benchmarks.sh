@@ -14,7 +14,8 @@ CPU machine (24 GiB); its CPU model has changed between sessions (AMD EPYC, late
 section names the one it ran on and only ratios within a section compare. The data benchmarks (ingest, loaders, collect, lerobot) ran
 while it was **shared with other jobs** (load averages 5-14 on 2 cores), so most of them give CPU-time
 ratios; the model benchmarks (tokenizer, dynamics, agent, quickstart) ran one job per core. No GPU was
-lent to this task, so no GPU numbers (MFU, FPS at 360x640, a GPU Crafter agent) exist yet.
+lent for training, so no GPU training numbers (MFU, a GPU Crafter agent) exist yet; the one GPU number is the
+YUV → RGB conversion of video-backed frames (H200, video_frames).
 
 Targets missed, in short: 1→2 worker ingest scaling not shown; MinAtar collect overhead; tokenizer
 26.1 dB on Crafter (target 30), and it draws no cow, zombie, skeleton, table or coal tile and 7 % of trees
@@ -29,13 +30,17 @@ no Crafter agent (no GPU). The 15-minute quickstart's tokenizer draws breakout's
 cell recall 0.95-0.99 with focal weighting; plain MSE 0.12-0.56) and its BC / Dreamer play 4.5x / 3.7x
 random, far below the data's player; the ladder found the loss in phase 2's multi-token BC heads (fixed:
 greedy BC 1.23 → 5.36) and in the world model (ball in the right cell one step into imagination 3-28 %,
-target 95 %); latent-MLP BC reaches 61-99 % of grid-MLP BC. Video-backed frames: 0.6x the source H.264's
-bytes at 41 dB (target ≤ 1.5x: met), 16-frame windows at 360x640 1.8x as fast as seeking into the source mp4
-(target 3x: missed). Ray: the same store as one machine, 26 ms of Ray per episode; scaling with workers not
+target 95 %; the history mix, `dynamics.history_fraction`, now the quickstart's default, gives 0.40 vs 0.09 at
+2,000 steps and 0.26 in the quickstart, but phase-2 BC still plays 2-3 greedy, so Dreamer does not beat BC);
+latent-MLP BC reaches 61-99 % of grid-MLP BC. Video-backed frames: 0.64x the source H.264's
+bytes at 42 dB (target ≤ 1.5x: met); 16-frame windows at 360x640 from 2 loader workers 3.1x (RGB) / 4.2x
+(YUV planes) as fast as seeking into a source with x264's default keyframe every 250 frames, but 1.85x / 2.27x
+against one every 100 (target 3x: missed there; the hand-over between processes bounds it on 2 cores). Ray: the same store as one machine, 26 ms of Ray per episode; scaling with workers not
 shown on this shared box. Speed levers (issue 19): bf16 autocast makes phase 1-2 steps 1.2x faster on this
 CPU but the world model's one-step error 26-49 % worse at equal steps, so it stays off on CPUs; compile pays
 from ~4-minute stages; the quickstart's steps per stage are not doubled. Play: the quickstart's world model
-generates 76 frames/s per CPU core (target 15: met), but its paddle follows the keys only weakly.
+generates 90-100 frames/s per CPU core (MinAtar or Crafter; target 15: met), but its paddle follows the keys
+only weakly (13-33 % of the real move).
 
 Contents:
 HDR
