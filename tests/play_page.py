@@ -9,9 +9,12 @@ import queue
 import signal
 import subprocess
 import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
+from playwright.sync_api import Page, sync_playwright
 
 from conftest import cli_command
 
@@ -38,6 +41,20 @@ class Server:
     def stop(self) -> int:
         self.process.send_signal(signal.SIGINT)
         return self.process.wait(timeout=30)
+
+
+@contextmanager
+def browser_page(url: str) -> Iterator[Page]:
+    """A fresh headless Chromium page on ``url``; a JavaScript error on the page fails the block when it ends."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(url)
+        yield page
+        assert not errors, errors
+        browser.close()
 
 
 def read_canvas(page, canvas: str) -> np.ndarray:

@@ -28,7 +28,6 @@ import torch
 import yaml
 import zarr
 from PIL import Image
-from playwright.sync_api import sync_playwright
 
 from conftest import cli_command
 from dreamer_data.collect.collector import CollectConfig, collect
@@ -36,7 +35,7 @@ from dreamer_data.collect.minatar_render import GRID, palette
 from dreamer_data.ingest import IngestPlan, ingest
 from dreamer_data.sources import ReadOptions, source_class
 from dreamer_data.store.manifest import load_manifest
-from play_page import CHROMIUM, CHROMIUM_ARGS, Server, read_canvas, wait_step
+from play_page import Server, browser_page, read_canvas, wait_step
 
 
 SIZE = 10  # frames drawn at 1 pixel per MinAtar cell
@@ -127,12 +126,7 @@ def test_the_page_plays_the_world_model(trained, tmp_path):
     server = Server("--ckpt", trained["wm"], "--episode", episode, "--start", str(start), "--context", str(CONTEXT),
                     "--fps", str(TICK_FPS), "--port", "0", cwd=cwd)
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            errors = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(server.url)
+        with browser_page(server.url) as page:
             page.wait_for_function("document.getElementById('legend').textContent.includes('fire')")
             legend = page.inner_text("#legend")
             assert "←" in legend and "left" in legend and "space" in legend and "fire" in legend
@@ -202,8 +196,6 @@ def test_the_page_plays_the_world_model(trained, tmp_path):
             shot = tmp_path / "play.png"
             page.screenshot(path=str(shot), full_page=True)
             print(f"screenshot: {shot}")
-            assert not errors, errors
-            browser.close()
     finally:
         assert server.stop() == 0
 

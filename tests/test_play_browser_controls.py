@@ -22,7 +22,6 @@ import pytest
 import torch
 import yaml
 import zarr
-from playwright.sync_api import sync_playwright
 
 import makers
 from dreamer_data.actions.minecraft import BUTTONS, CAMERA_NULL_CLASS
@@ -30,7 +29,7 @@ from dreamer_data.collect.collector import CollectConfig, collect
 from dreamer_data.ingest import IngestPlan, ingest
 from dreamer_data.sources import ReadOptions, source_class
 from dreamer_data.store.manifest import load_manifest
-from play_page import CHROMIUM, CHROMIUM_ARGS, Server, read_canvas, wait_step
+from play_page import Server, browser_page, read_canvas, wait_step
 
 NET = {"dim": 32, "depth": 2, "heads": 2, "kv_heads": 1, "head_dim": 16, "registers": 1, "time_every": 2}
 BOOKS = {"eval_every": 10 ** 6, "checkpoint_every": 10 ** 6, "log_every": 100, "threads": 1}
@@ -120,12 +119,7 @@ def playing(run: dict, folder: Path):
     server = Server("--ckpt", run["wm"], "--episode", run["episode"], "--start", "0", "--context", str(CONTEXT),
                     "--port", "0", cwd=cwd)
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            errors = []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(server.url)
+        with browser_page(server.url) as page:
             page.wait_for_function("document.querySelectorAll('#legend tr').length > 1")
             page.click("#pause")
             page.click("#reset")
@@ -133,9 +127,7 @@ def playing(run: dict, folder: Path):
             yield page
             page.screenshot(path=str(folder / "play.png"), full_page=True)
             print(f"screenshot: {folder / 'play.png'}")
-            assert not errors, errors
-            assert list(cwd.iterdir()) == []
-            browser.close()
+        assert list(cwd.iterdir()) == []
     finally:
         assert server.stop() == 0
 
