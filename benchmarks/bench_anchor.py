@@ -55,6 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 VENV_COMMAND = ("python3 -m venv /work/anchor-venv && /work/anchor-venv/bin/pip install torch==2.14.1 "
                 f"{ANCHOR}=={ANCHOR_VERSION} -e {REPO}")
 ACTIONS = 17  # discrete actions (Crafter's count)
+PEAK_BF16 = 989e12  # dense bf16 FLOP/s of an H100/H200 SXM (datasheet): the MFU denominator of GPU rows
 
 
 def require_anchor() -> str:
@@ -100,8 +101,10 @@ class Paired:
 
 
 def paired_rounds(ours: Callable[[], None], theirs: Callable[[], None], rounds: int, warmup: int = 1,
-                  on_round: Callable[[int, float, float], None] | None = None) -> Paired:
-    """Warm both up, then ``rounds`` rounds of one call each, the order alternating every round."""
+                  on_round: Callable[[int, float, float], None] | None = None,
+                  sync: Callable[[], None] = lambda: None) -> Paired:
+    """Warm both up, then ``rounds`` rounds of one call each, the order alternating every round. ``sync`` waits
+    for queued GPU work, so a call's time is its own (CUDA launches return before the kernels finish)."""
     for _ in range(warmup):
         ours()
         theirs()
@@ -109,8 +112,10 @@ def paired_rounds(ours: Callable[[], None], theirs: Callable[[], None], rounds: 
     for r in range(rounds):
         order = [("ours", ours), ("theirs", theirs)]
         for side, call in order if r % 2 == 0 else order[::-1]:
+            sync()
             wall, cpu = time.perf_counter(), time.process_time()
             call()
+            sync()
             getattr(result, side).append(time.perf_counter() - wall)
             getattr(result, f"{side}_cpu").append(time.process_time() - cpu)
         if on_round:
@@ -143,6 +148,11 @@ class Sizes:
     context: int = 1  # real frames before the 16 generated ones
     horizon: int = 16
     steps: int = 4  # K
+    device: str = "cpu"
+    bf16: bool = False  # both sides' steps under bf16 autocast (the GPU rows)
+
+    def autocast(self):
+        return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16, enabled=self.bf16)
 
 
 def our_tokenizer(s: Sizes):
@@ -152,7 +162,7 @@ def our_tokenizer(s: Sizes):
     net = TransformerConfig(dim=256, depth=8, heads=8, kv_heads=4, head_dim=32, registers=4)
     cfg = TokenizerConfig(height=s.image, width=s.image, patch=s.patch, latent_tokens=s.latents,
                           latent_dim=s.latent_dim, context=s.tok_frames, lpips_weight=0.0, encoder=net, decoder=net)
-    return Tokenizer(cfg), cfg
+    return Tokenizer(cfg).to(s.device), cfg
 
 
 def their_tokenizer(s: Sizes):
@@ -160,7 +170,7 @@ def their_tokenizer(s: Sizes):
 
     return VideoTokenizer(dim=256, dim_latent=s.latent_dim, patch_size=s.patch, image_height=s.image,
                           image_width=s.image, num_latent_tokens=s.latents, encoder_depth=4, decoder_depth=4,
-                          attn_heads=8, attn_dim_head=64, lpips_loss_weight=0.0)
+                          attn_heads=8, attn_dim_head=64, lpips_loss_weight=0.0).to(s.device)
 
 
 def our_dynamics(s: Sizes):
@@ -171,7 +181,7 @@ def our_dynamics(s: Sizes):
                             time_window=s.dyn_frames)
     cfg = DynamicsConfig(latent_tokens=s.latents, latent_dim=s.latent_dim, pack=s.pack, context=s.dyn_frames,
                          agent_tokens=1, action_to_latents=True, sample_steps=s.steps, transformer=net)
-    return DynamicsModel(cfg, action_fields({"discrete": {"kind": "categorical", "size": ACTIONS}})), cfg
+    return DynamicsModel(cfg, action_fields({"discrete": {"kind": "categorical", "size": ACTIONS}})).to(s.device), cfg
 
 
 def their_dynamics(s: Sizes):
@@ -179,7 +189,7 @@ def their_dynamics(s: Sizes):
 
     return DynamicsWorldModel(dim=256, dim_latent=s.latent_dim, num_latent_tokens=s.latents, num_spatial_tokens=4,
                               num_register_tokens=8, depth=4, attn_heads=8, attn_dim_head=64, max_steps=64,
-                              num_discrete_actions=ACTIONS)
+                              num_discrete_actions=ACTIONS).to(s.device)
 
 
 def adamw(model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -205,6 +215,31 @@ class Bench:
     theirs_params: str
     ours_tokens: int
     theirs_tokens: int
+    ours_flops: float = 0.0  # per call (forward + backward), counted by torch's FlopCounterMode
+    theirs_flops: float = 0.0
+
+
+def flops(call: Callable[[], None]) -> float:
+    """Floating-point operations of one ``call()`` by torch's own per-op formulas (matmuls and attention, forward
+    and backward): the numerator of the achieved TFLOP/s and of MFU. Counted in a dispatch mode of its own:
+    ``FlopCounterMode``'s module tracker fails on a forward pass that mixes grad and no-grad calls (the
+    shortcut teacher's)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
+
+    class Count(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            formula = flop_registry.get(func._overloadpacket)
+            if formula is not None:
+                self.total += formula(*args, **(kwargs or {}), out_val=out)
+            return out
+
+    with Count() as counter:
+        call()
+    return float(counter.total)
 
 
 def tokenizer_bench(s: Sizes, steps: int) -> Bench:
@@ -214,35 +249,39 @@ def tokenizer_bench(s: Sizes, steps: int) -> Bench:
     ours, cfg = our_tokenizer(s)
     theirs = their_tokenizer(s)
     ours.train(), theirs.train()
-    loss_fn = TokenizerLoss(lpips_weight=0.0, rms_decay=cfg.rms_decay)
-    frames = torch.randint(0, 256, (s.tok_batch, s.tok_frames, s.image, s.image, 3), dtype=torch.uint8)
+    loss_fn = TokenizerLoss(lpips_weight=0.0, rms_decay=cfg.rms_decay).to(s.device)  # its running RMS buffer
+    frames = torch.randint(0, 256, (s.tok_batch, s.tok_frames, s.image, s.image, 3), dtype=torch.uint8,
+                           device=s.device)
     video = frames.permute(0, 4, 1, 2, 3).float() / 255.0  # the anchor's (B, C, T, H, W) in [0, 1]
     our_opt, their_opt = adamw(ours), adamw(theirs)
-    draws = torch.Generator().manual_seed(0)
+    draws = torch.Generator(s.device).manual_seed(0)  # sample_drop draws on the frames' device
 
-    def our_steps():
+    def our_steps(steps: int = steps):
         for _ in range(steps):
-            drop = ours.sample_drop(s.tok_batch, s.tok_frames, draws)
-            recon, _ = ours(frames, drop)
-            loss, _ = loss_fn(recon, frames.float() / 255.0)
+            drop = ours.sample_drop(s.tok_batch, s.tok_frames, draws, device=s.device)
+            with s.autocast():
+                recon, _ = ours(frames, drop)
+                loss, _ = loss_fn(recon, frames.float() / 255.0)
             descend(ours, our_opt, loss)
 
-    def their_steps():
+    def their_steps(steps: int = steps):
         for _ in range(steps):
-            descend(theirs, their_opt, theirs(video))
+            with s.autocast():
+                loss = theirs(video)
+            descend(theirs, their_opt, loss)
 
-    our_steps(), their_steps()  # one step each: gradients exist, so trained parameters can be counted
+    ours_flops, theirs_flops = flops(lambda: our_steps(1)), flops(lambda: their_steps(1))  # gradients exist now
     patches = (s.image // s.patch) ** 2
     return Bench("tokenizer training step", our_steps, their_steps, f"s per step ({steps} steps a round)",
                  f"{trained_parameters(ours) / 1e6:.2f}M", f"{trained_parameters(theirs) / 1e6:.2f}M",
-                 patches + s.latents + cfg.encoder.registers, patches + s.latents)
+                 patches + s.latents + cfg.encoder.registers, patches + s.latents, ours_flops, theirs_flops)
 
 
 def random_actions(s: Sizes, batch: int, frames: int) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """Our (action_in, has_action_in) (first frame: no action) and the anchor's raw actions (it shifts them)."""
-    actions = torch.randint(0, ACTIONS, (batch, frames))
+    actions = torch.randint(0, ACTIONS, (batch, frames), device=s.device)
     action_in = {"discrete": torch.cat((torch.zeros_like(actions[:, :1]), actions[:, :-1]), dim=1)}
-    has_in = torch.ones(batch, frames, dtype=torch.bool)
+    has_in = torch.ones(batch, frames, dtype=torch.bool, device=s.device)
     has_in[:, 0] = False
     return action_in, has_in, actions
 
@@ -254,28 +293,31 @@ def dynamics_bench(s: Sizes, steps: int) -> Bench:
     ours, cfg = our_dynamics(s)
     theirs = their_dynamics(s)
     ours.train(), theirs.train()
-    loss_fn = ShortcutForcingLoss.from_config(cfg)
-    latents = torch.rand(s.dyn_batch, s.dyn_frames, s.latents, s.latent_dim) * 2 - 1  # cached tanh latents
+    loss_fn = ShortcutForcingLoss.from_config(cfg).to(s.device)
+    latents = torch.rand(s.dyn_batch, s.dyn_frames, s.latents, s.latent_dim, device=s.device) * 2 - 1  # cached tanh
     action_in, has_in, actions = random_actions(s, s.dyn_batch, s.dyn_frames)
     our_opt, their_opt = adamw(ours), adamw(theirs)
     draws = torch.Generator().manual_seed(0)
 
-    def our_steps():
+    def our_steps(steps: int = steps):
         for _ in range(steps):
             f = lambda z, tau, d: ours(z, tau, d, action_in, has_in).x_pred  # noqa: E731
-            loss, _ = loss_fn(f, latents, draws)
+            with s.autocast():
+                loss, _ = loss_fn(f, latents, draws)
             descend(ours, our_opt, loss)
 
-    def their_steps():
+    def their_steps(steps: int = steps):
         for _ in range(steps):
-            loss = theirs(latents=latents, discrete_actions=actions, add_autoregressive_action_loss=False)
+            with s.autocast():
+                loss = theirs(latents=latents, discrete_actions=actions, add_autoregressive_action_loss=False)
             descend(theirs, their_opt, loss)
 
-    our_steps(), their_steps()
+    ours_flops, theirs_flops = flops(lambda: our_steps(1)), flops(lambda: their_steps(1))
     their_tokens = 1 + 4 + theirs.num_register_tokens + 1 + theirs.num_agents  # flow, spatial, registers, action, agent
     return Bench("dynamics training step (from latents)", our_steps, their_steps, f"s per step ({steps} steps a round)",
                  f"{trained_parameters(ours) / 1e6:.2f}M", f"{trained_parameters(theirs) / 1e6:.2f}M "
-                 f"({total_parameters(theirs) / 1e6:.1f}M with its agent heads)", ours.layout.size, their_tokens)
+                 f"({total_parameters(theirs) / 1e6:.1f}M with its agent heads)", ours.layout.size, their_tokens,
+                 ours_flops, theirs_flops)
 
 
 def generation_bench(s: Sizes) -> Bench:
@@ -285,23 +327,26 @@ def generation_bench(s: Sizes) -> Bench:
     ours, cfg = our_dynamics(s)
     theirs = their_dynamics(s)
     total = s.context + s.horizon
-    latents = torch.rand(1, total, s.latents, s.latent_dim) * 2 - 1
-    theirs(latents=latents, discrete_actions=torch.randint(0, ACTIONS, (1, total)),
+    latents = torch.rand(1, total, s.latents, s.latent_dim, device=s.device) * 2 - 1
+    theirs(latents=latents, discrete_actions=torch.randint(0, ACTIONS, (1, total), device=s.device),
            add_autoregressive_action_loss=False).backward()  # marks the parameters its world model uses
     their_params = (f"{trained_parameters(theirs) / 1e6:.2f}M ({total_parameters(theirs) / 1e6:.1f}M with its "
                     "agent heads)")
     ours.eval(), theirs.eval()
-    context = torch.rand(1, s.context, s.latents, s.latent_dim) * 2 - 1
+    context = torch.rand(1, s.context, s.latents, s.latent_dim, device=s.device) * 2 - 1
     action_in, has_in, actions = random_actions(s, 1, total)
     sampler = Sampler(ours, steps=s.steps)
 
     def our_rollout():
-        out = sampler.generate(context, action_in, has_in, s.horizon, torch.Generator().manual_seed(0), use_cache=True)
+        with s.autocast():
+            out = sampler.generate(context, action_in, has_in, s.horizon, torch.Generator().manual_seed(0),
+                                   use_cache=True)
         assert out.shape[1] == s.horizon
 
     def their_rollout():
-        out = theirs.generate(total, num_steps=s.steps, batch_size=1, prompt_latents=context,
-                              prompt_discrete_actions=actions, use_time_cache=True, return_decoded_video=False)
+        with s.autocast():
+            out = theirs.generate(total, num_steps=s.steps, batch_size=1, prompt_latents=context,
+                                  prompt_discrete_actions=actions, use_time_cache=True, return_decoded_video=False)
         assert out.shape[1] == total
 
     return Bench(f"generation, K = {s.steps}, {s.horizon} frames, batch 1, K/V cache", our_rollout, their_rollout,
@@ -352,10 +397,24 @@ def settings(s: Sizes, version: str) -> str:
     ])
 
 
+def machine(device: str) -> str:
+    """The CPU, and the GPU when the benchmark runs on one."""
+    where = f"{cpu_model()}, {os.cpu_count()} logical CPUs"
+    if torch.device(device).type == "cuda":
+        where += f"; GPU {torch.cuda.get_device_name(device)}"
+    return where
+
+
 def run(args) -> str:
     version = require_anchor()
     s = Sizes(tok_batch=args.tokenizer_batch, tok_frames=args.tokenizer_frames, dyn_batch=args.dynamics_batch,
-              pack=args.pack)
+              pack=args.pack, device=args.device, bf16=args.bf16)
+    cuda = torch.device(args.device).type == "cuda"
+    if cuda:  # 0.20.2's flex-attention path (CUDA only) passes flex_attention a `causal` argument torch refuses
+        import dreamer4.dreamer4 as anchor_module
+
+        anchor_module.flex_attention = None  # its own fallback: the attention it runs on a CPU (SDPA where it can)
+    sync = (lambda: torch.cuda.synchronize(args.device)) if cuda else (lambda: None)
     wanted = {"tokenizer": lambda: tokenizer_bench(s, args.steps_per_round),
               "dynamics": lambda: dynamics_bench(s, args.steps_per_round),
               "generation": lambda: generation_bench(s)}
@@ -368,23 +427,34 @@ def run(args) -> str:
         for bench in benches:
             per = 1 if bench.name.startswith("generation") else args.steps_per_round
             print(f"[{threads} thread(s)] {bench.name}", file=sys.stderr, flush=True)
-            paired = paired_rounds(bench.ours, bench.theirs, args.rounds,
+            paired = paired_rounds(bench.ours, bench.theirs, args.rounds, sync=sync,
                                    on_round=lambda r, a, b: print(f"  round {r}: ours {a / per:.3f} s, anchor "
                                                                   f"{b / per:.3f} s", file=sys.stderr, flush=True))
             ratio = paired.wall_ratio
-            rows.append([bench.name, f"{bench.ours_params} / {bench.theirs_params}",
-                         f"{bench.ours_tokens} / {bench.theirs_tokens}",
-                         f"{statistics.median(paired.ours) / per:.3f}", f"{statistics.median(paired.theirs) / per:.3f}",
-                         f"{ratio:.2f}", f"{1 / ratio:.2f}x", f"{paired.cpu_ratio:.2f}", args.rounds])
-        sections.append(f"### {threads} torch thread(s)\n\n" + markdown(
-            ["measurement", "parameters (ours / anchor)", "tokens per frame (ours / anchor)", "ours, s (median)",
-             "anchor, s (median)", "ours ÷ anchor (wall)", "ours faster by", "ours ÷ anchor (CPU time)", "rounds"],
-            rows))
+            ours_s, theirs_s = statistics.median(paired.ours) / per, statistics.median(paired.theirs) / per
+            row = [bench.name, f"{bench.ours_params} / {bench.theirs_params}",
+                   f"{bench.ours_tokens} / {bench.theirs_tokens}", f"{ours_s:.4f}", f"{theirs_s:.4f}",
+                   f"{ratio:.2f}", f"{1 / ratio:.2f}x", f"{paired.cpu_ratio:.2f}", args.rounds]
+            if cuda:  # achieved TFLOP/s (torch's count) and MFU against the dense bf16 peak
+                row[-1:-1] = [f"{bench.ours_flops / ours_s / 1e12:.1f} / {bench.theirs_flops / theirs_s / 1e12:.1f}"
+                              if bench.ours_flops else "-",
+                              f"{bench.ours_flops / ours_s / PEAK_BF16:.1%} / {bench.theirs_flops / theirs_s / PEAK_BF16:.1%}"
+                              if bench.ours_flops else "-"]
+            rows.append(row)
+        header = ["measurement", "parameters (ours / anchor)", "tokens per frame (ours / anchor)", "ours, s (median)",
+                  "anchor, s (median)", "ours ÷ anchor (wall)", "ours faster by", "ours ÷ anchor (CPU time)", "rounds"]
+        if cuda:
+            header[-1:-1] = ["TFLOP/s (ours / anchor)", "MFU (ours / anchor)"]
+        sections.append(f"### {threads} torch thread(s)\n\n" + markdown(header, rows))
     elapsed = time.perf_counter() - began
-    header = (f"Machine: {cpu_model()}, {os.cpu_count()} logical CPUs; torch {torch.__version__}; "
-              f"{ANCHOR} {version}; Python {platform.python_version()}; "
+    header = (f"Machine: {machine(args.device)}; torch {torch.__version__}; "
+              f"{ANCHOR} {version}; Python {platform.python_version()}; {'bf16 autocast' if s.bf16 else 'float32'}; "
               f"timed rounds took {elapsed:.0f} s.\nSeconds are per training step (each round times "
               f"{args.steps_per_round} steps) or per generated rollout; ratios are medians of the per-round ratios.")
+    if cuda:
+        header += (f"\nTFLOP/s: torch's FlopCounterMode count of one step (forward + backward matmuls and attention) "
+                   f"÷ its median time; MFU against {PEAK_BF16 / 1e12:.0f} TFLOP/s, the H100/H200 SXM datasheet's dense "
+                   "bf16 peak.")
     return "\n\n".join([header, "Settings:\n\n" + settings(s, version), *sections])
 
 
@@ -399,6 +469,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokenizer-frames", type=int, default=8)
     parser.add_argument("--dynamics-batch", type=int, default=8)
     parser.add_argument("--pack", type=int, default=16, help="ours: latents per dynamics token (16: 15 tokens a frame)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (GPU rows: add --bf16 and larger batches)")
+    parser.add_argument("--bf16", action="store_true", help="both sides' steps under bf16 autocast")
     parser.add_argument("--out", type=Path, help="also write the markdown here")
     args = parser.parse_args(argv)
     report = run(args)

@@ -55,7 +55,7 @@ def game_of(key: str) -> tuple[str, str]:
     return name, game
 
 
-def build(key: str, context: int) -> tuple[PlaySession, Action]:
+def build(key: str, context: int, device: torch.device = torch.device("cpu")) -> tuple[PlaySession, Action]:
     """A play session on random weights of preset ``key`` (``NAME[:GAME]``) with a ``context``-frame window."""
     name, game = game_of(key)
     tokenizer_cfg = preset("tokenizer", name).tokenizer
@@ -67,10 +67,10 @@ def build(key: str, context: int) -> tuple[PlaySession, Action]:
     spec = SPECS[game]
     fields = action_fields(spec)
     torch.manual_seed(0)
-    model, tokenizer = DynamicsModel(dynamics, fields).eval(), Tokenizer(tokenizer_cfg).eval()
+    model, tokenizer = DynamicsModel(dynamics, fields).to(device).eval(), Tokenizer(tokenizer_cfg).to(device).eval()
     controls = controls_for(spec, fields)
     world = World(model, tokenizer, "(benchmark)", {"episodes": []}, controls, "(random weights)", 0, [],
-                  torch.device("cpu"))
+                  device)
     session = PlaySession(world, context)
     s, d = model.latent_shape
     inputs = [controls.encode(Action()) for _ in range(context)]
@@ -100,8 +100,15 @@ def uncached_rate(session: PlaySession, frames: int) -> tuple[float, float]:
     c = data.latents.shape[1]
     action_in = {k: v[:, :1].expand(-1, c + frames, *v.shape[2:]) for k, v in data.action_in.items()}
     has = data.has_action_in[:, :1].expand(-1, c + frames)
-    return rates(lambda: sampler.generate(data.latents, action_in, has, frames, torch.Generator().manual_seed(0),
-                                          use_cache=False), frames)
+    device = session.world.device
+    action_in, has = {k: v.to(device) for k, v in action_in.items()}, has.to(device)
+
+    def run():
+        sampler.generate(data.latents.to(device), action_in, has, frames, torch.Generator().manual_seed(0),
+                         use_cache=False)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # launches return before the kernels finish
+    return rates(run, frames)
 
 
 def main() -> None:
@@ -111,10 +118,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=24, help="timed frames per configuration and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     configs = [(name, c) for name in args.presets for c in args.contexts]
-    sessions = {key: build(*key) for key in configs}
+    sessions = {key: build(*key, device) for key in configs}
     played: dict[tuple, list[tuple[float, float]]] = {key: [] for key in configs}
     baseline: dict[tuple, list[tuple[float, float]]] = {key: [] for key in configs}
     for _ in range(args.rounds):
@@ -122,10 +131,12 @@ def main() -> None:
             session, action = sessions[key]
             played[key].append(play_rate(session, action, args.frames))
             baseline[key].append(uncached_rate(session, max(2, args.frames // 8)))
-    print(f"CPU: {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), "
-          f"{args.rounds} rounds × {args.frames} frames, K = 4")
+    gpu = f", GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
+    print(f"CPU: {platform.processor() or platform.machine()}{gpu}, torch {torch.__version__}, {args.threads} "
+          f"thread(s), {args.rounds} rounds × {args.frames} frames, K = 4")
+    per = "per wall-clock second (GPU)" if device.type == "cuda" else "per CPU-second"
     print("| preset | actions | frame | latents | world-model params | context | play frames/s (median; rounds) | "
-          "per CPU-second | uncached sampler, per CPU-second | cache speed-up (CPU) |")
+          f"{per} | uncached sampler, {per} | cache speed-up |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for key in configs:
         session, _ = sessions[key]
@@ -134,6 +145,8 @@ def main() -> None:
         params = sum(p.numel() for p in session.world.model.parameters())
         wall = statistics.median(r[0] for r in played[key])
         cpu, slow = statistics.median(r[1] for r in played[key]), statistics.median(r[1] for r in baseline[key])
+        if device.type == "cuda":  # the host's CPU time says nothing of the GPU's work: compare wall-clock rates
+            cpu, slow = wall, statistics.median(r[0] for r in baseline[key])
         print(f"| {name} | {game} | {cfg.height}x{cfg.width} | {cfg.latent_tokens}x{cfg.latent_dim} | "
               f"{params / 1e6:.2f}M | "
               f"{key[1]} | {wall:.1f} ({' '.join(f'{r[0]:.1f}' for r in played[key])}) | {cpu:.1f} | {slow:.1f} | "

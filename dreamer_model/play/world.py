@@ -16,6 +16,7 @@ import torch
 from ..checkpoint import load_store_tokenizer, load_world_model
 from ..dynamics import DynamicsModel
 from ..errors import ModelError
+from ..nn.transformer import use_bf16
 from ..stores import latents_entry, read_manifest, store_action_fields
 from ..tokenizer import Tokenizer
 from .controls import Controls, controls_for
@@ -35,6 +36,13 @@ class World:
     heldout: list[str]
     device: torch.device
     lock: threading.Lock = field(default_factory=threading.Lock)  # one generation at a time on the device
+
+    def __post_init__(self) -> None:
+        # On CUDA both transformers generate under bf16 autocast, as the trainers train them there (train.bf16's
+        # default); on a CPU in float32 (emulated bf16 is slower there).
+        on_cuda = self.device.type == "cuda"
+        use_bf16(self.model, on_cuda)
+        use_bf16(self.tokenizer, on_cuda)
 
     @property
     def fps(self) -> float:
