@@ -8,7 +8,6 @@ from collections import Counter
 from pathlib import Path
 
 import fsspec
-import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader

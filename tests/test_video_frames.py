@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
