@@ -8,7 +8,6 @@ from collections import Counter
 from pathlib import Path
 
 import fsspec
-import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -179,6 +178,12 @@ def test_missing_field_and_missing_shards_are_clear_errors(store, tmp_path):
         StreamDataset(store, rank=0, world_size=9)
     with pytest.raises(DreamerDataError, match="need 0 <= rank < world_size"):
         StreamDataset(store, rank=2, world_size=2)
+
+
+def test_yuv420p_on_array_frames_is_one_clear_error(store):
+    """The codec's planes exist only for video-backed frames; this store keeps frames as a zarr array."""
+    with pytest.raises(StoreError, match=rf"{store}: frame_format yuv420p needs a video-backed frames field"):
+        StreamDataset(store, frame_format="yuv420p")
 
 
 def test_truncated_shard_names_the_shard(store, tmp_path):

@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -179,6 +178,10 @@ def test_yuv420p_needs_video_frames_as_uint8(h264_store):
         WindowDataset(h264_store, length=16, load="frames", frame_format="yuv420p", frame_dtype="float32")
     with pytest.raises(DreamerDataError, match="frame_format must be rgb24 or yuv420p, got 'nv12'"):
         WindowDataset(h264_store, length=16, frame_format="nv12")
+    with pytest.raises(StoreError, match=f"{h264_store}: frame_format yuv420p needs a video-backed frames field"):
+        StreamDataset(h264_store, length=16, load="rewards", frame_format="yuv420p")
+    with pytest.raises(DreamerDataError, match="use frame_dtype uint8"):
+        StreamDataset(h264_store, length=16, load="frames", frame_format="yuv420p", frame_dtype="float32")
     with pytest.raises(ValueError, match="uint8 planes with H and W even"):
         yuv420_to_rgb(torch.zeros(2, 10, 7, dtype=torch.uint8))
 
@@ -210,6 +213,25 @@ def test_stream_dataset_yields_the_window_dataset_windows(store):
         assert rows_of(item["frames"]) == list(range(first, first + 16))
     with open(store / "wds/shard-000000.tar", "rb") as shard:
         assert b"frames.npy" not in shard.read()
+
+
+def test_stream_dataset_yuv420p_windows_convert_to_its_rgb_windows(store):
+    """StreamDataset(frame_format="yuv420p") hands over WindowDataset's planes for the same windows; converted,
+    every frame is its row's and within the RGB stream's tolerance, across clip and shard-clip boundaries."""
+    planes = list(StreamDataset(store, length=16, load="frames", frame_format="yuv420p", shuffle=0))
+    rgb = list(StreamDataset(store, length=16, load="frames", shuffle=0))
+    windows = WindowDataset(store, length=16, stride=16, load="frames", frame_format="yuv420p")
+    assert len(planes) == len(rgb) == len(windows)
+    for index, (item, expected) in enumerate(zip(planes, rgb)):
+        assert item["frames"].shape == (16, HEIGHT * 3 // 2, WIDTH) and item["frames"].dtype == torch.uint8
+        assert torch.equal(item["frames"], windows[index]["frames"]), f"window {index}"
+        assert torch.equal(item["is_first"], expected["is_first"])
+        frames = yuv420_to_rgb(item["frames"])
+        first = row_of(windows, index)
+        assert rows_of(frames) == list(range(first, first + 16)), f"window {index}"
+        difference = (frames.int() - expected["frames"].int()).abs()
+        mse = difference.float().pow(2).mean().item()
+        assert difference.max() <= 3 and 10 * np.log10(255 ** 2 / max(mse, 1e-12)) >= 40, f"window {index}"
 
 
 def test_plain_pyav_and_zarr_read_it_as_docs_format_says(store):

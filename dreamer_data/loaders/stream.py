@@ -21,7 +21,7 @@ from ..store.reader import open_group
 from ..store.video_field import VideoFrames
 from .clips import ClipStitcher
 from .context import multiprocessing_context, resolve_rank, worker_split
-from .items import make_item, parse_frame_dtype, resolve_fields
+from .items import check_frame_format, make_item, parse_frame_dtype, resolve_fields
 from .sampling import EpisodeSelection, select_episodes
 from .shards import read_clips
 from .window_index import WindowShape
@@ -77,12 +77,14 @@ class StreamDataset(IterableDataset):
     ``shuffle`` windows (0: store order).
     Call ``set_epoch(e)`` before each epoch to reshuffle; it reaches persistent workers too.
 
-    ``length``, ``frame_step``, ``load``, ``frame_dtype`` and ``episodes`` mean what they mean
-    for ``WindowDataset``; unshuffled, the stream yields exactly its windows in its order.
+    ``length``, ``frame_step``, ``load``, ``frame_dtype``, ``episodes`` and ``frame_format`` mean what they
+    mean for ``WindowDataset``; unshuffled, the stream yields exactly its windows in its order.
     ``rank``/``world_size`` default to torch.distributed's, read when the dataset is built.
 
     A video-backed field (``ingest --frames-as video``) has no member in the shards: each clip's rows are
     decoded from the store's video clips, in the worker, continuing where the previous clip stopped.
+    ``frame_format="yuv420p"`` hands those frames over as the codec's planes, (T, H*3/2, W) uint8, for
+    ``dreamer_data.video.yuv420_to_rgb`` on the trainer's GPU (half the bytes between processes).
 
     ``store`` is a path or any fsspec URL; shards are opened through fsspec. Remote stores need
     ``multiprocessing_context=dataset.multiprocessing_context`` ('spawn') in the DataLoader.
@@ -91,7 +93,7 @@ class StreamDataset(IterableDataset):
     def __init__(self, store: str | os.PathLike, length: int = 16, *, stride: int | None = None,
                  frame_step: int = 1, load: Iterable[str] | str | None = None, frame_dtype: str = "uint8",
                  episodes: EpisodeSelection = None, shuffle: int = 1024, seed: int = 0,
-                 rank: int | None = None, world_size: int | None = None):
+                 rank: int | None = None, world_size: int | None = None, frame_format: str = "rgb24"):
         self.store = str(store)
         self.location = StoreLocation(self.store)
         manifest = load_manifest(self.location)
@@ -106,6 +108,8 @@ class StreamDataset(IterableDataset):
         if LATENTS in self.fields:
             check_shard_latents(self.store, manifest, shards)
         self.frames_as = parse_frame_dtype(frame_dtype)
+        self.frame_format = check_frame_format(self.store, {field: specs[field] for field in self.fields},
+                                               frame_format, self.frames_as)
         self.shape = WindowShape(length, stride if stride is not None else length, frame_step)
         ids = [episode["id"] for episode in manifest["episodes"]]
         mask = select_episodes(self.store, ids, episodes)
@@ -141,7 +145,8 @@ class StreamDataset(IterableDataset):
             for meta, arrays in read_clips(self.location, shard, in_shards, keep):
                 if videos:
                     start = self.episode_starts[meta["episode"]] + meta["start"]
-                    arrays.update({field: video.read(start, start + meta["length"]) for field, video in videos.items()})
+                    arrays.update({field: video.read(start, start + meta["length"], format=self.frame_format)
+                                   for field, video in videos.items()})
                     arrays = {field: arrays[field] for field in self.fields}
                 yield from stitcher.add(meta, arrays)
 

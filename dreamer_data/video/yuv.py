@@ -1,4 +1,4 @@
-"""Decoded YUV 4:2:0 frames to RGB on the consumer's device (``WindowDataset(frame_format="yuv420p")``).
+"""Decoded YUV 4:2:0 frames to RGB on the consumer's device (``frame_format="yuv420p"`` of both loaders).
 
 A loader that hands over the codec's planes moves half the bytes of RGB between processes and skips swscale;
 the trainer converts the batch where it computes (the GPU). Ingest converts RGB to yuv420p with swscale's
