@@ -13,15 +13,17 @@ Ratios compare runs made in the same script on the same inputs. Machine: the pro
 CPU machine (24 GiB); its CPU model has changed between sessions (AMD EPYC, later Intel Xeon), so each
 section names the one it ran on and only ratios within a section compare. The data benchmarks (ingest, loaders, collect, lerobot) ran
 while it was **shared with other jobs** (load averages 5-14 on 2 cores), so most of them give CPU-time
-ratios; the model benchmarks (tokenizer, dynamics, agent, quickstart) ran one job per core. No GPU was
-lent for training, so no GPU training numbers (MFU, a GPU Crafter agent) exist yet; the one GPU number is the
-YUV → RGB conversion of video-backed frames (H200, video_frames).
+ratios; the model benchmarks (tokenizer, dynamics, agent, quickstart) ran one job per core. A GPU (one H200)
+was lent for about a quarter of an hour, twice: the YUV → RGB conversion of video-backed frames (video_frames), and
+the anchor comparison with MFU, play frames/s per preset and a 3.5-minute quickstart on CUDA
+(`benchmarks/device_h200.sh`; anchor, play and quickstart sections). No GPU Crafter agent or long GPU training
+run exists yet.
 
 Targets missed, in short: 1→2 worker ingest scaling not shown; MinAtar collect overhead; tokenizer
 26.1 dB on Crafter (target 30), and it draws no cow, zombie, skeleton, table or coal tile and 7 % of trees
 (tile recall against the store's semantic ids; focal weighting does not help there); against
 lucidrains/dreamer4 at equal size we are 1.5x / 1.7x / 2.3x faster (tokenizer step / dynamics step /
-generation; target 3x); shortcut world model below the flow-matching baseline on accuracy
+generation; target 3x), 1.4x / 1.3x / 1.6x on an H200 (both sides at 1.5 % MFU: launch-bound at these sizes); shortcut world model below the flow-matching baseline on accuracy
 (PSNR / latent MSE; as realistic or more on sample Fréchet distance); on MinAtar the imagined paddle makes
 ~90 % of the real move once the tokenizer is trained on the world model's data (30-60 % with a tokenizer
 trained on scripted play only). The agent: on breakout from random + scripted data Dreamer beats BC beats
@@ -40,7 +42,8 @@ shown on this shared box. Speed levers (issue 19): bf16 autocast makes phase 1-2
 CPU but the world model's one-step error 26-49 % worse at equal steps, so it stays off on CPUs; compile pays
 from ~4-minute stages; the quickstart's steps per stage are not doubled. Play: the quickstart's world model
 generates 90-100 frames/s per CPU core (MinAtar or Crafter; target 15: met), but its paddle follows the keys
-only weakly (13-33 % of the real move).
+only weakly (13-33 % of the real move); on an H200 play is launch-bound (10-30 frames/s from 0.4M to 35M
+parameters, 7-12 at the paper's geometry, where the paper reports 21 on an H100): CUDA graphs are the lever.
 
 Contents:
 HDR

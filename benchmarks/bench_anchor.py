@@ -11,7 +11,8 @@ also holds this project (editable) and the same torch:
 
 (about 2 minutes at the default 1 torch thread on an idle 2-core machine, 3 with ``--threads 1 2``; a busy
 machine stretches it several times, and makes the 2-thread table meaningless). Any other Python is refused
-in one line.
+in one line. GPU rows: ``--device cuda --bf16`` with larger batches (``benchmarks/device_h200.sh``); they add
+achieved TFLOP/s and MFU.
 
 Every measurement is paired interleaved rounds (ours then the anchor, the anchor then ours,
 alternating), so load from other jobs on a shared machine falls on both;
@@ -373,7 +374,8 @@ def settings(s: Sizes, version: str) -> str:
     patches = (s.image // s.patch) ** 2
     return "\n".join([
         f"- Frames {s.image}x{s.image}x3, patch {s.patch} ({patches} patches), {s.latents} latent tokens x "
-        f"{s.latent_dim} dims per frame on both sides; {ACTIONS} discrete actions; float32; AdamW + clip 1.0; "
+        f"{s.latent_dim} dims per frame on both sides; {ACTIONS} discrete actions; "
+        f"{'bf16 autocast' if s.bf16 else 'float32'} on {s.device}; AdamW + clip 1.0; "
         "LPIPS off on both sides.",
         f"- Tokenizer step: {s.tok_batch} windows x {s.tok_frames} frames. Ours: `Tokenizer`, encoder and decoder "
         "each 8 layers, dim 256, 8 query / 4 K/V heads of 32, 4 registers, a temporal layer every 4th, MAE drop "
@@ -452,7 +454,8 @@ def run(args) -> str:
               f"timed rounds took {elapsed:.0f} s.\nSeconds are per training step (each round times "
               f"{args.steps_per_round} steps) or per generated rollout; ratios are medians of the per-round ratios.")
     if cuda:
-        header += (f"\nTFLOP/s: torch's FlopCounterMode count of one step (forward + backward matmuls and attention) "
+        header += (f"\nTFLOP/s: one step's FLOPs by torch's per-op formulas (torch.utils.flop_counter: forward + "
+                   "backward matmuls and attention) "
                    f"÷ its median time; MFU against {PEAK_BF16 / 1e12:.0f} TFLOP/s, the H100/H200 SXM datasheet's dense "
                    "bf16 peak.")
     return "\n\n".join([header, "Settings:\n\n" + settings(s, version), *sections])
