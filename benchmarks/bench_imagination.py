@@ -37,7 +37,7 @@ class FixedPolicy:
             log_probs = self.head(h, first_only=True).parts[self.name].log_probs
             logits = torch.where(log_probs == log_probs.amax(-1, keepdim=True), 0.0, -1e9)
         elif self.kind == "random":
-            logits = torch.zeros(*h.shape[:-1], self.size, device=h.device)
+            return self.head.uniform(h)  # the π_random the quickstart's imagination check scores too
         else:
             logits = torch.full((*h.shape[:-1], self.size), -1e9, device=h.device)
             logits[..., self.action] = 0.0

@@ -103,6 +103,10 @@ def print_summary(summary: dict, console: Console) -> None:
     verdict = "Dreamer beat BC" if summary["dreamer_beat_bc"] else "Dreamer did not beat BC"
     console.print(f"Dreamer − BC: {diff['mean']:+.2f} ± {diff['stderr']:.2f} (paired over the same {diff['episodes']} "
                   f"seeds): {verdict} (by more than two standard errors).", highlight=False)
+    if summary.get("imagination_ranking"):
+        from dreamer_model.eval.ranking import ranking_line
+
+        console.print(ranking_line(summary["imagination_ranking"]), highlight=False)
     a = summary["artefacts"]
     paths = [("store", a["store"]), ("tokenizer checkpoint", a["tokenizer"]),
              ("reconstruction grid", a["reconstruction_grid"] or "-"), ("world model checkpoint", a["world_model"]),

@@ -46,6 +46,7 @@ from dreamer_data.store.manifest import load_manifest
 
 from .errors import ModelError
 from .checkpoint import list_checkpoints
+from .eval.ranking import IMAGINED, imagination_ranking
 from .eval.report import paired_difference
 
 ENVS = ("minatar", "crafter")
@@ -570,6 +571,9 @@ class Quickstart:
             rows[row] = entry
         write_comparison(rows, p.comparison, self._where())
         dreamer_minus_bc = paired_difference(reports["dreamer"], reports["bc"], str(p.eval["dreamer"]))
+        imagined = stages["phase3"].get("result") or {}
+        ranking = (imagination_ranking(imagined, reports, BEAT_Z) if all(k in imagined for k in IMAGINED.values())
+                   else None)  # None: a phase 3 reused from a run made before its evaluation imagined random play
         tokenizer_samples = p.runs["tokenizer"] / "samples" / "latest.png"
         return {
             "settings": self.options.settings(), "device": self.options.device, "plan": asdict(self.plan),
@@ -577,6 +581,7 @@ class Quickstart:
             **rows,
             "dreamer_minus_bc": dreamer_minus_bc,  # paired over the same evaluation seeds
             "dreamer_beat_bc": dreamer_minus_bc["mean"] > BEAT_Z * dreamer_minus_bc["stderr"],
+            "imagination_ranking": ranking,  # does phase 3's imagination order random / BC / Dreamer as the game?
             "artefacts": {
                 "raw": str(p.raw), "store": str(p.store), "tokenizer": stages["tokenizer"]["outputs"]["checkpoint"],
                 "reconstruction_grid": str(tokenizer_samples) if tokenizer_samples.exists() else None,

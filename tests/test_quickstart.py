@@ -162,6 +162,15 @@ def test_summary_matches_the_evaluation_reports_and_the_artefacts(built):
     verdict = "Dreamer beat BC" if summary["dreamer_beat_bc"] else "Dreamer did not beat BC"
     assert f"Dreamer − BC: {paired['mean']:+.2f} ± {paired['stderr']:.2f}" in resumed.stdout and verdict in resumed.stdout
     assert "crafter_score" not in summary["behaviour"]
+    # phase 3's imagined returns of the same three policies, checked against the game's order
+    ranking = summary["imagination_ranking"]
+    phase3 = summary["stages"]["phase3"]["result"]
+    assert ranking["imagined_returns"] == {"random": phase3["imagined_return_random"],
+                                           "bc": phase3["imagined_return_prior"],
+                                           "dreamer": phase3["imagined_return_policy"]}
+    dreamer_bc = next(pair for pair in ranking["pairs"] if pair["pair"] == ["dreamer", "bc"])
+    assert math.isclose(dreamer_bc["real"]["mean"], paired["mean"], abs_tol=1e-12)
+    assert "Imagination check: " in resumed.stdout
 
     # the pictures: reconstruction grid, rollout GIF (real | tokenizer | world model), comparison plot
     assert Image.open(summary["artefacts"]["reconstruction_grid"]).size[1] > 20

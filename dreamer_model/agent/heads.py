@@ -65,6 +65,15 @@ class PolicyHead(nn.Module):
         raw = self.mlp(h).unflatten(-1, (self.steps, sum(self.sizes)))  # (…, L + 1, P)
         if first_only:
             raw = raw[..., 0, :]  # (…, P): the action at n = 0 only (acting)
+        return self.distribution(raw)
+
+    def uniform(self, h: torch.Tensor) -> ActionDistribution:
+        """π_random at the states h (…, D): every component at zero logits, i.e. uniform over a categorical's
+        classes and each button on with probability ½ (a bounded continuous component: its symmetric Beta)."""
+        return self.distribution(torch.zeros(*h.shape[:-1], sum(self.sizes), device=h.device))
+
+    def distribution(self, raw: torch.Tensor) -> ActionDistribution:
+        """The action distribution of raw head outputs (…, P), one chunk per action component."""
         parts = {}
         for c, chunk in zip(self.space.components, raw.split(self.sizes, dim=-1)):
             if c.kind == "categorical":

@@ -145,10 +145,12 @@ class Imagination:
 
     @torch.no_grad()
     def imagined_returns(self, batch: dict[str, torch.Tensor], seed: int) -> dict[str, float]:
-        """Imagined discounted return from ``batch``'s contexts under π and under π_prior (same noise)."""
+        """Imagined discounted return from ``batch``'s contexts under π, π_prior and the uniform random policy
+        (same noise): where the game orders them too, the quickstart checks that imagination agrees."""
         gamma = self.cfg.gamma
         result = {}
-        for name, policy in (("policy", self.agent.policy), ("prior", self.prior)):
+        uniform = lambda h, first_only=True: self.agent.policy.uniform(h)  # noqa: E731
+        for name, policy in (("policy", self.agent.policy), ("prior", self.prior), ("random", uniform)):
             traj = self.imagine(batch, torch.Generator().manual_seed(seed), policy)
             alive = state_weights(traj.continue_BH)
             discount = gamma ** torch.arange(traj.reward_BH.shape[1], device=self.device, dtype=torch.float32)
