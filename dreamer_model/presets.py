@@ -36,7 +36,7 @@ Run = TokenizerRun | Phase1Run | Phase2Run | Phase3Run
 RUNS: dict[str, type] = {"tokenizer": TokenizerRun, "phase1": Phase1Run, "phase2": Phase2Run, "phase3": Phase3Run}
 # Agent fields that shape the networks or what the policy reads: phase 3 takes them from the phase-2 agent.
 STRUCTURE = ("agent_tokens", "head_hidden", "head_layers", "mtp", "bins", "bins_low", "bins_high",
-             "policy_sees_actions")
+             "policy_sees_actions", "policy_window")
 # Agent fields only imagination reads: phase 3 takes them from its own preset.
 IMAGINATION = ("alpha", "beta", "gamma", "lam", "horizon", "context", "sample_steps", "slow_value_decay")
 

@@ -119,7 +119,8 @@ class BehaviourCloning:
         noise = shard.draw(lambda shape: torch.randn(shape, generator=generator), tuple(latents.shape)).to(device)
         z_ctx, tau, d = self.sampler.renoise(latents, noise)  # the context as the agent sees it when acting
         agent_has_in = has_in if cfg.policy_sees_actions else torch.zeros_like(has_in)
-        out = agent.world(z_ctx, tau, d, action_in, agent_has_in, agent=agent.agent_inputs(task_B, t))
+        out = agent.world(z_ctx, tau, d, action_in, agent_has_in, agent=agent.agent_inputs(task_B, t),
+                          window=cfg.policy_window)
         h = agent.state(out.agent)  # (B, T, D)
         terms, head_metrics = bc_losses(agent, h, batch, reward_BT, cfg.mtp, cfg.balance_continue, reduce)
         total = total + cfg.bc_weight * terms["bc"] + cfg.reward_weight * terms["reward"] \

@@ -30,6 +30,11 @@ class AgentConfig:
     # policy acts on observations alone. With past actions in view, BC on autocorrelated behaviour learns to
     # repeat its last action (high offline accuracy, no reaction to the game in closed loop: the copycat problem).
     policy_sees_actions: bool = True
+    # Frames each temporal layer of the agent's pass reads (None: the world model's window). 1: the policy sees
+    # the current frame only; k > 1: (k − 1) · (temporal layers) + 1 frames reach it through the stack. Reading
+    # eight frames instead of one cost an MLP on breakout's latents about a third of its return (ladder.md, run
+    # 5: the copycat problem through the frames); a narrower window gives the policy its own pass and cache.
+    policy_window: int | None = None
     # phase 3
     alpha: float = 0.5  # PMPO weight of D+ (eq. 11)
     beta: float = 0.3  # PMPO weight of KL[π ‖ π_prior]
@@ -70,6 +75,7 @@ class Phase3Run:
 def validate_agent(cfg: AgentConfig, source: str) -> None:
     checks = [
         (cfg.agent_tokens >= 1, "agent.agent_tokens must be >= 1"),
+        (cfg.policy_window is None or cfg.policy_window >= 1, "agent.policy_window must be >= 1 (or null: all)"),
         (cfg.mtp >= 0, "agent.mtp must be >= 0"),
         (cfg.bins >= 2, "agent.bins must be >= 2"),
         (cfg.bins_low < cfg.bins_high, "agent.bins_low must be < agent.bins_high"),

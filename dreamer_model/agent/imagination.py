@@ -73,9 +73,10 @@ class Imagination:
         start_noise = shard.draw(lambda shape: torch.randn(shape, generator=generator), (b, cfg.horizon, s, dz))
         task_B, ctx_noise, start_noise = task_B.to(self.device), ctx_noise.to(self.device), start_noise.to(self.device)
         cache = sampler.init_cache()
-        # A policy blind to actions reads its own pass of the world model (actions → null embedding, own cache);
-        # generation always sees the actions.
-        agent_cache = cache if cfg.policy_sees_actions else sampler.init_cache()
+        # A policy blind to actions (actions → null embedding) or with a narrower window reads its own pass of the
+        # world model, with its own cache; generation always sees the actions and the whole window.
+        own_pass = not cfg.policy_sees_actions or cfg.policy_window is not None
+        agent_cache = sampler.init_cache(cfg.policy_window) if own_pass else cache
 
         def observe(frames, act_in, has, noise, steps):
             """Commit frames to the generation cache (and the agent's); the agent states (B, steps, D)."""
@@ -83,7 +84,8 @@ class Imagination:
                 return agent.state(sampler.commit(cache, frames, act_in, has, noise,
                                                   agent=agent.agent_inputs(task_B, steps)).agent)
             sampler.commit(cache, frames, act_in, has, noise)
-            return agent.state(sampler.commit(agent_cache, frames, act_in, torch.zeros_like(has), noise,
+            agent_has = has if cfg.policy_sees_actions else torch.zeros_like(has)
+            return agent.state(sampler.commit(agent_cache, frames, act_in, agent_has, noise,
                                               agent=agent.agent_inputs(task_B, steps)).agent)
 
         h = observe(latents, action_in, has_in, ctx_noise[:, :c], c)[:, -1]  # s_0 (B, D): the last real frame

@@ -114,9 +114,10 @@ class DynamicsModel(nn.Module):
             raise ModelError(f"dynamics: cannot copy weights (missing {missing}, unexpected {unexpected})")
         return model.to(next(self.parameters()).device)
 
-    def init_cache(self) -> TimeCache:
-        """An empty K/V cache of the temporal layers (see ``sampler.py`` for the denoise / commit use)."""
-        return self.transformer.init_cache()
+    def init_cache(self, window: int | None = None) -> TimeCache:
+        """An empty K/V cache of the temporal layers (see ``sampler.py`` for the denoise / commit use), keeping
+        ``window`` frames (default: the world model's)."""
+        return self.transformer.init_cache(window)
 
     def pack(self, z: torch.Tensor) -> torch.Tensor:
         """(B, T, S_z, D_z) → (B, T, S_z / pack, pack · D_z): consecutive latent tokens side by side."""
@@ -130,12 +131,13 @@ class DynamicsModel(nn.Module):
     def forward(self, z_noisy: torch.Tensor, tau: torch.Tensor, d: torch.Tensor,
                 action_in: Mapping[str, torch.Tensor], has_action_in: torch.Tensor,
                 agent: torch.Tensor | None = None, cache: TimeCache | None = None,
-                update_cache: bool = False) -> DynamicsOutput:
+                update_cache: bool = False, window: int | None = None) -> DynamicsOutput:
         """Eq. 6. z_noisy (B, T, S_z, D_z) at signal levels tau (B, T) labelled with step sizes d (B, T);
         action_in / has_action_in: the action that led to each frame (``actions.shift_actions``);
         agent (B, T, A, D) optional agent-token inputs (default: learned queries).
 
-        With a cache, the T steps follow the cached ones; ``update_cache`` commits them."""
+        With a cache, the T steps follow the cached ones; ``update_cache`` commits them. ``window`` (no cache)
+        narrows the frames each step reads, as ``init_cache(window)`` does (the agent's ``policy_window``)."""
         b, t, s, dz = z_noisy.shape
         if (s, dz) != self.latent_shape:
             raise ModelError(f"dynamics: latents must be (B, T, {self.cfg.latent_tokens}, {self.cfg.latent_dim}), "
@@ -153,6 +155,6 @@ class DynamicsModel(nn.Module):
             parts[AGENT] = agent if agent is not None else self.agent_queries.to(dtype).expand(b, t, -1, -1)
         elif agent is not None:
             raise ModelError("dynamics: agent tokens given but the model has none (dynamics.agent_tokens = 0)")
-        out = self.transformer(parts, cache=cache, update_cache=update_cache)
+        out = self.transformer(parts, cache=cache, update_cache=update_cache, window=window)
         x_pred = self.unpack(self.latent_out(out[LATENT]).float())  # (B, T, S_z, D_z)
         return DynamicsOutput(x_pred, out.get(AGENT))

@@ -57,8 +57,8 @@ class Sampler:
 
     # -------------------------------------------------------------------------------------- cache API
 
-    def init_cache(self) -> TimeCache:
-        return self.model.init_cache()
+    def init_cache(self, window: int | None = None) -> TimeCache:
+        return self.model.init_cache(window)
 
     def step(self, cache: TimeCache | None, z_noisy: torch.Tensor, tau: torch.Tensor, d: torch.Tensor,
              action_in: Actions, has_action_in: torch.Tensor, update_cache: bool = False,

@@ -84,7 +84,7 @@ class AgentPolicy:
         self.generators = [torch.Generator().manual_seed(int(seed) + 1_000_003 * self.seed) for seed in policy_seeds]
         self.rows = torch.arange(b)  # row of each env in the caches (−1 once finished)
         self.tok_cache = self.tokenizer.encoder.init_cache()
-        self.wm_cache = self.sampler.init_cache()
+        self.wm_cache = self.sampler.init_cache(self.agent.cfg.policy_window)
         self.prev_action = torch.zeros(b, dtype=torch.long)
         self.has_prev = torch.zeros(b, dtype=torch.bool)
         self.tok_tokens = self.tokenizer.encoder.layout.size

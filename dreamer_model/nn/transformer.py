@@ -60,22 +60,26 @@ class BlockCausalTransformer(nn.Module):
                 std = 0.02 / (2 * self.cfg.depth) ** 0.5 if name.endswith(("to_out", "down")) else 0.02
                 nn.init.normal_(module.weight, std=std)
 
-    def init_cache(self) -> TimeCache:
-        return TimeCache(len(self.time_layers), self.cfg.time_window)
+    def init_cache(self, window: int | None = None) -> TimeCache:
+        """An empty cache of the temporal layers, keeping ``window`` steps (default: the config's window)."""
+        return TimeCache(len(self.time_layers), window or self.cfg.time_window)
 
     def forward(self, parts: Mapping[str, torch.Tensor], cache: TimeCache | None = None,
-                update_cache: bool = False) -> dict[str, torch.Tensor]:
+                update_cache: bool = False, window: int | None = None) -> dict[str, torch.Tensor]:
         """{group: (B, T, count, D)} for every layout group except registers → the same groups' outputs."""
         parts = dict(parts)
         if self.registers is not None:
             b, t = next(iter(parts.values())).shape[:2]
             parts[REGISTER] = self.registers.to(next(iter(parts.values())).dtype).expand(b, t, -1, -1)
-        return self.layout.unpack(self.run(self.layout.pack(parts), cache, update_cache))
+        return self.layout.unpack(self.run(self.layout.pack(parts), cache, update_cache, window))
 
-    def run(self, x: torch.Tensor, cache: TimeCache | None = None, update_cache: bool = False) -> torch.Tensor:
+    def run(self, x: torch.Tensor, cache: TimeCache | None = None, update_cache: bool = False,
+            window: int | None = None) -> torch.Tensor:
         """The stack on packed tokens x (B, T, S, D) → (B, T, S, D), final RMSNorm applied.
 
-        With a cache, x holds the steps that follow the cached ones; ``update_cache`` commits them."""
+        With a cache, x holds the steps that follow the cached ones; ``update_cache`` commits them, and the
+        temporal layers read the cache's window. Without one, ``window`` (default: the config's) narrows the
+        steps a temporal layer reads, as a cache made with ``init_cache(window)`` does."""
         b, t, s, d = x.shape
         if s != self.layout.size or d != self.cfg.dim:
             raise ValueError(f"transformer: expected (B, T, {self.layout.size}, {self.cfg.dim}), got {tuple(x.shape)}")
@@ -84,7 +88,7 @@ class BlockCausalTransformer(nn.Module):
         first = cache.steps if cache is not None else 0
         steps = torch.arange(first, first + t, device=x.device)  # absolute time index of each step
         time_cos, time_sin = self.time_rope(steps)  # (T, d_h/2)
-        window = self.cfg.time_window
+        window = cache.window if cache is not None else (window or self.cfg.time_window)
         # only entered when on: autocast refuses device types it does not know (the meta device of shape checks)
         with torch.autocast(x.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext():
             for i, layer in enumerate(self.layers):
