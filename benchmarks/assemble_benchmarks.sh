@@ -2,7 +2,7 @@
 # Assemble BENCHMARKS.md from benchmarks/results/*.md (each written by its benchmark's author with the command).
 cd "$(dirname "$0")/.."
 # The sections, in this order.
-RESULTS="ingest loaders collect lerobot store_safety ray video_frames swscale_threads tokenizer objects dynamics agent ladder quickstart anchor precision play"
+RESULTS="ingest cli_startup loaders collect lerobot store_safety ray video_frames swscale_threads tokenizer objects dynamics agent ladder quickstart anchor precision play"
 {
 cat <<'HDR'
 # Benchmarks

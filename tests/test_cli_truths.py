@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from importlib.metadata import version
 
 import pytest
@@ -139,3 +140,16 @@ def test_inspect_shows_ten_failures_and_counts_the_rest(vpt_store, tmp_path):
     assert "… 3 more (--episodes lists all)" in short
     full = run_cli("inspect", store, "--episodes").stdout
     assert all(f"/raw/bad-{i:02d}.mp4: [code {i}] broken" in full for i in range(13)) and "more" not in full
+
+
+def test_data_commands_run_without_importing_torch(vpt_src, tmp_path):
+    """torch costs a data command 2-3 s of start-up (benchmarks/results/cli_startup.md), and only the loaders and
+    ``tokenize`` compute with it: ingest, verify and inspect run to the end without it in the process."""
+    program = ("import sys\nfrom cli.data import main\nsys.argv[0] = 'dreamer-data'\n"
+               "try:\n    main()\nexcept SystemExit as end:\n    assert not end.code, end.code\n"
+               "assert 'torch' not in sys.modules, 'torch was imported'")
+    store = tmp_path / "store"
+    for args in (("ingest", "vpt", vpt_src, "--out", store, "--resolution", "36x64", "--workers", "0"),
+                 ("verify", store), ("inspect", store)):
+        result = subprocess.run([sys.executable, "-c", program, *map(str, args)], capture_output=True, text=True)
+        assert result.returncode == 0, (args[0], result.stderr[-2000:])

@@ -8,7 +8,10 @@ this is that conversion, with each chroma sample covering its 2x2 block of pixel
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 # BT.601, limited range: Y in [16, 235], Cb/Cr in [16, 240]
 _Y_SCALE = 255 / 219
@@ -23,6 +26,8 @@ def yuv420_planes_shape(height: int, width: int) -> tuple[int, int]:
 
 def yuv420_to_rgb(planes: torch.Tensor) -> torch.Tensor:
     """(..., H*3/2, W) uint8 yuv420p planes (Y, then U, then V, each flat) → (..., H, W, 3) uint8 RGB."""
+    import torch  # here, not at the top: every data command imports this module, and torch costs 2-3 s of start-up
+
     if planes.dtype != torch.uint8 or planes.dim() < 2 or planes.shape[-2] % 3 or planes.shape[-1] % 2:
         raise ValueError(f"yuv420_to_rgb takes (..., H*3/2, W) uint8 planes with H and W even, got "
                          f"{tuple(planes.shape)} {planes.dtype}")
