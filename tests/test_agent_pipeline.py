@@ -102,3 +102,25 @@ def stage(tmp_path_factory, name: str) -> Path:
 
 def metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def phase2_variant(root: Path, out: Path, setting: str) -> Path:
+    """A phase-2 agent trained 3 steps on ``stage(…, "phase2")``'s store and world model with one ``--set``."""
+    from dreamer_model.train.phase2 import Phase2TrainOptions, train_phase2
+
+    train_phase2(Phase2TrainOptions(data=str(root / "store"), wm=str(root / "phase1"), out=str(out),
+                                    config=str(root / "phase2.yaml"), sets=[setting], steps=3, device="cpu"))
+    return out
+
+
+def phase3_trains_from(root: Path, agent: Path, out: Path) -> Path:
+    """Two phase-3 steps from ``agent``, each logging a finite value loss."""
+    import math
+
+    from dreamer_model.train.phase3 import Phase3TrainOptions, train_phase3
+
+    train_phase3(Phase3TrainOptions(data=str(root / "store"), agent=str(agent), out=str(out),
+                                    config=str(root / "phase3.yaml"), steps=2, device="cpu"))
+    rows = [r for r in metrics(out) if r["split"] == "train"]
+    assert len(rows) == 2 and all(math.isfinite(r["value_loss"]) for r in rows)
+    return out

@@ -6,17 +6,13 @@ closed loop. A blind agent must give the same action distribution whatever actio
 phase 2's training pass, in evaluation and in phase 3's imagination.
 """
 
-import math
-
 import numpy as np
 import torch
 import zarr
 
 from dreamer_model.checkpoint import load_agent, load_checkpoint, tokenizer_from_record
 from dreamer_model.eval.policies import AgentPolicy
-from dreamer_model.train.phase2 import Phase2TrainOptions, train_phase2
-from dreamer_model.train.phase3 import Phase3TrainOptions, train_phase3
-from test_agent_pipeline import invoke, metrics, stage
+from test_agent_pipeline import invoke, phase2_variant, phase3_trains_from, stage
 
 
 def action_probs(run, frames: np.ndarray, previous: list[int]) -> torch.Tensor:
@@ -35,10 +31,7 @@ def action_probs(run, frames: np.ndarray, previous: list[int]) -> torch.Tensor:
 
 def test_blind_policy_ignores_past_actions_in_eval_and_phase3(tmp_path_factory, tmp_path):
     root = stage(tmp_path_factory, "phase2")
-    blind = tmp_path / "phase2_blind"
-    train_phase2(Phase2TrainOptions(data=str(root / "store"), wm=str(root / "phase1"), out=str(blind),
-                                    config=str(root / "phase2.yaml"), sets=["agent.policy_sees_actions=false"],
-                                    steps=3, device="cpu"))
+    blind = phase2_variant(root, tmp_path / "phase2_blind", "agent.policy_sees_actions=false")
     assert load_checkpoint(blind, "agent")["agent"]["agent"]["policy_sees_actions"] is False
 
     frames = zarr.open_group(str(root / "store"), mode="r")["data/frames"][:6]
@@ -47,11 +40,7 @@ def test_blind_policy_ignores_past_actions_in_eval_and_phase3(tmp_path_factory, 
     # the same check fails for the phase-2 agent that sees its actions: the comparison can tell them apart
     assert not torch.allclose(action_probs(root / "phase2", frames, noop), action_probs(root / "phase2", frames, moves))
 
-    out = tmp_path / "phase3_blind"
-    train_phase3(Phase3TrainOptions(data=str(root / "store"), agent=str(blind), out=str(out),
-                                    config=str(root / "phase3.yaml"), steps=2, device="cpu"))
-    rows = [r for r in metrics(out) if r["split"] == "train"]
-    assert len(rows) == 2 and all(math.isfinite(r["value_loss"]) for r in rows)
+    phase3_trains_from(root, blind, tmp_path / "phase3_blind")
     code, lines = invoke("phase3", "--data", root / "store", "--agent", blind, "--out", tmp_path / "changed",
                          "--set", "agent.policy_sees_actions=true", "--device", "cpu")
     assert code == 2 and len(lines) == 1 and "policy_sees_actions" in lines[0], lines

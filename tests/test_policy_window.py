@@ -6,8 +6,6 @@ A history lets behaviour cloning on autocorrelated play predict the recorded act
 motion instead of the game (ladder.md, run 5): this is the knob that takes that history away.
 """
 
-import math
-
 import numpy as np
 import torch
 import zarr
@@ -16,9 +14,7 @@ from dreamer_model.checkpoint import load_agent, load_checkpoint, tokenizer_from
 from dreamer_model.configs import TransformerConfig
 from dreamer_model.dynamics import DynamicsConfig, DynamicsModel, Sampler, action_fields
 from dreamer_model.eval.policies import AgentPolicy
-from dreamer_model.train.phase2 import Phase2TrainOptions, train_phase2
-from dreamer_model.train.phase3 import Phase3TrainOptions, train_phase3
-from test_agent_pipeline import metrics, stage
+from test_agent_pipeline import phase2_variant, phase3_trains_from, stage
 
 
 def small_world() -> DynamicsModel:
@@ -57,10 +53,7 @@ def test_a_narrow_window_reads_the_same_frames_in_one_pass_and_through_a_cache()
 
 def test_policy_window_trains_acts_and_imagines(tmp_path_factory, tmp_path):
     root = stage(tmp_path_factory, "phase2")
-    narrow = tmp_path / "phase2_window1"
-    train_phase2(Phase2TrainOptions(data=str(root / "store"), wm=str(root / "phase1"), out=str(narrow),
-                                    config=str(root / "phase2.yaml"), sets=["agent.policy_window=1"],
-                                    steps=3, device="cpu"))
+    narrow = phase2_variant(root, tmp_path / "phase2_window1", "agent.policy_window=1")
     assert load_checkpoint(narrow, "agent")["agent"]["agent"]["policy_window"] == 1
     # acting keeps no earlier frame in the policy's world-model cache (the one-pass equivalence is tested above)
     agent, state = load_agent(narrow)
@@ -72,9 +65,5 @@ def test_policy_window_trains_acts_and_imagines(tmp_path_factory, tmp_path):
     assert policy.wm_cache.steps == len(frames)
     assert all(k is not None and k.shape[2] == 0 for k in policy.wm_cache.keys)
 
-    out = tmp_path / "phase3_window1"
-    train_phase3(Phase3TrainOptions(data=str(root / "store"), agent=str(narrow), out=str(out),
-                                    config=str(root / "phase3.yaml"), steps=2, device="cpu"))
-    rows = [r for r in metrics(out) if r["split"] == "train"]
-    assert len(rows) == 2 and all(math.isfinite(r["value_loss"]) for r in rows)
+    out = phase3_trains_from(root, narrow, tmp_path / "phase3_window1")
     assert load_checkpoint(out, "agent")["agent"]["agent"]["policy_window"] == 1
