@@ -6,13 +6,14 @@ The data commands (ingest, inspect, verify, merge, ...) never compute with torch
 ``tokenize`` do. Paired interleaved rounds in one script: each round runs ``dreamer-data --help`` and an ingest
 of one 20-frame VPT recording (a fresh ``--out`` each time) as a user runs them (B), and the same two commands
 with torch imported first (A: what every data command paid while ``dreamer_data.video`` imported torch at the
-top; A still undercounts that: the old ingest's worker processes imported torch too). Reported: median wall seconds of each and the ratio A/B (median of per-round ratios, min-max).
+top; A still undercounts that: the old ingest's worker processes imported torch too). Reported: median wall
+seconds of each and the ratio A/B (median of per-round ratios, min-max).
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import itertools
 import subprocess
 import sys
 import tempfile
@@ -23,16 +24,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-from benchmarks.published import publish  # noqa: E402
+from benchmarks.published import cpu_model, publish  # noqa: E402
 from makers import write_vpt_episode  # noqa: E402
 
 RUN_DATA_CLI = "import sys; from cli.data import main; sys.argv[0] = 'dreamer-data'; main()"
-
-
-def cpu_model() -> str:
-    names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-             if line.startswith("model name")] if Path("/proc/cpuinfo").exists() else []
-    return names[0] if names else platform.machine()
 
 
 def seconds(command: list[str]) -> float:
@@ -53,12 +48,12 @@ def main() -> None:
                     "as shipped (B)": ["-c", RUN_DATA_CLI]}
         commands = {"--help": ["--help"], "ingest 20 frames": ["ingest", "vpt", str(src), "--resolution", "36x64"]}
         times = {(variant, name): [] for variant in variants for name in commands}
+        fresh_out = (f"{tmp}/out-{index}" for index in itertools.count())
         for round_index in range(args.rounds):
             order = list(variants) if round_index % 2 == 0 else list(variants)[::-1]
             for name, command in commands.items():
                 for variant in order:
-                    extra = ["--out", f"{tmp}/out-{round_index}-{len(times[variant, name])}-{variant[-2]}"]
-                    tail = command + (extra if command[0] == "ingest" else [])
+                    tail = command + (["--out", next(fresh_out)] if command[0] == "ingest" else [])
                     times[variant, name].append(seconds([sys.executable, *variants[variant], *tail]))
     lines = [f"Machine: {cpu_model()}, {args.rounds} interleaved rounds, wall seconds "
              "(median).", "", "| command | with torch first (A) | as shipped (B) | A / B (min-max) |", "|---|---|---|---|"]

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import time
@@ -35,6 +34,8 @@ import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from benchmarks.published import cpu_model  # noqa: E402
 
 
 def heldout_psnr(model, store: str, train_ids: list[str], heldout: list[str], context: int, max_windows: int
@@ -80,16 +81,6 @@ def mean_frame_psnr(store: str, train_ids: list[str], heldout: list[str], contex
     values = [psnr(float(((data[int(i)]["frames"][t].float() / 255.0 - mean) ** 2).mean()))
               for i in picks for t in range(context)]
     return float(np.mean(values))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({platform.machine()})"
-    except OSError:
-        pass
-    return f"{platform.machine()} {platform.processor() or ''}".strip()
 
 
 def train_run(store: str, out: Path, config: Path, steps: int, seed: int) -> tuple[dict, float, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import sys
 from pathlib import Path
 
@@ -13,3 +14,14 @@ def publish(lines: list[str], results: str | None, note: str = "") -> None:
     print(text)
     if results:
         Path(results).write_text(text + "\n")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (e.g. "AMD EPYC (x86_64)"): the machine a table was measured on."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({platform.machine()})"
+    except OSError:
+        pass
+    return f"{platform.machine()} {platform.processor() or ''}".strip()
