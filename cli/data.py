@@ -15,7 +15,7 @@ from dreamer_data.cluster.ingest import ingest_on_ray
 from dreamer_data.cluster.session import import_ray
 from dreamer_data.errors import DreamerDataError
 from dreamer_data.ingest import IngestPlan, IngestProgress, ingest
-from dreamer_data.collect.minatar_render import DEFAULT_PALETTE, PALETTES
+from dreamer_data.collect.minatar_render import DEFAULT_DRAW_ORDER, DEFAULT_PALETTE, DRAW_ORDERS, PALETTES
 from dreamer_data.recipes import load_recipe, parse_resolution
 from dreamer_data.sources import SOURCES, ReadOptions, source_class
 from dreamer_data.sources.as_video import frames_as_video
@@ -101,6 +101,9 @@ def ingest_command(
                                                     "(lerobot: observation.images.<name>)."),
     palette: str = typer.Option(DEFAULT_PALETTE, help=f"MinAtar: colours the grid is drawn in ({', '.join(PALETTES)}; "
                                                       "cubehelix is MinAtar's own display)."),
+    draw_order: str = typer.Option(DEFAULT_DRAW_ORDER, help=f"MinAtar: what a cell shows where channels overlap "
+                                                            f"({', '.join(DRAW_ORDERS)}; objects draws breakout's "
+                                                            "ball over the bricks, minatar is MinAtar's own rule)."),
     ray: Optional[str] = RAY,
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
@@ -114,6 +117,8 @@ def ingest_command(
 
     if palette not in PALETTES:
         raise DreamerDataError(f"--palette must be one of {', '.join(PALETTES)}, got {palette!r}")
+    if draw_order not in DRAW_ORDERS:
+        raise DreamerDataError(f"--draw-order must be one of {', '.join(DRAW_ORDERS)}, got {draw_order!r}")
     if ray:
         import_ray()  # one line saying how to install it, before anything starts
         if workers == 0:
@@ -130,6 +135,7 @@ def ingest_command(
         frame_chunk_rows=pick(chunk_frames, recipe and recipe.chunk_frames, DEFAULT_FRAME_CHUNK_ROWS),
         camera=camera,
         palette=palette,
+        draw_order=draw_order,
     )
     store_format = (format.value if format else (recipe.format if recipe else "zarr"))
     plan = IngestPlan(part=parse_part(part), limit=pick(limit, recipe and recipe.limit, None),

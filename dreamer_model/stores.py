@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from dreamer_data.collect.minatar_render import LEGACY_DRAW_ORDER
 from dreamer_data.errors import DreamerDataError
 from dreamer_data.store.fields import HAS_ACTION, LATENTS
 from dreamer_data.store.manifest import load_manifest
@@ -55,7 +56,8 @@ def env_settings(manifest: Mapping, store: str) -> dict:
                 "sticky_prob": float(collect.get("sticky_action_prob", 0.1)),
                 "ramping": bool(collect.get("difficulty_ramping", True)),
                 "max_steps": int(collect.get("max_steps") or 10000), "size": size,
-                "palette": observation.get("palette", "cubehelix")}  # stores from before the palette key: cubehelix
+                "palette": observation.get("palette", "cubehelix"),  # stores from before the palette key: cubehelix
+                "draw_order": observation.get("draw_order", LEGACY_DRAW_ORDER)}
     if kind == "crafter":
         return {"env": "crafter", "game": None, "sticky_prob": 0.0, "ramping": False,
                 "max_steps": int(collect.get("max_steps") or 10000), "size": size}

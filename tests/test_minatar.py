@@ -9,13 +9,15 @@ import zarr
 from conftest import read_manifest, run_cli
 from dreamer_data.collect.collector import CollectConfig, collect, collect_episode
 from dreamer_data.collect.minatar_env import GAMES, minatar_environment
-from dreamer_data.collect.minatar_render import palette, render_grids
+from dreamer_data.collect.minatar_render import palette, render_grids, shown_levels
 from dreamer_data.collect.replay import mismatches, replay
 from dreamer_data.errors import DreamerDataError
 from dreamer_data.ingest import IngestPlan, ingest
 from dreamer_data.sources import ReadOptions
 from dreamer_data.sources.minatar import MinAtarSource
 from dreamer_data.store.reader import StoreReader
+from dreamer_model.eval.envs import EnvSettings, frame
+from dreamer_model.eval.evaluate import EvalOptions, _settings
 from dreamer_model.stores import env_settings
 
 Environment = minatar_environment()  # MinAtar's own class (imported without its GUI libraries)
@@ -117,18 +119,55 @@ def test_cubehelix_palette_draws_minatar_display_colours(tmp_path, games_store):
         assert palette(n, "cubehelix").tolist() == [[0, 0, 0]] + colours
     raw = read_manifest(games_store["breakout"])["source"]["uri"]
     out = tmp_path / "cubehelix"
-    result = run_cli("ingest", "minatar", raw, "--out", out, "--resolution", "20x20", "--palette", "cubehelix")
+    result = run_cli("ingest", "minatar", raw, "--out", out, "--resolution", "20x20", "--palette", "cubehelix",
+                     "--draw-order", "minatar")
     assert result.returncode == 0, result.stderr
     assert read_manifest(out)["observation"]["palette"] == "cubehelix"
+    assert read_manifest(out)["observation"]["draw_order"] == "minatar"
     group = zarr.open_group(str(out), mode="r")
     grids, frames = group["data/obs_grid"][:], group["data/frames"][:]
     levels = np.max(grids * np.arange(1, 5, dtype=np.uint8), axis=-1)
     np.testing.assert_array_equal(frames[:, ::2, ::2], palette(4, "cubehelix")[levels])
     # evaluation draws the real environment in the store's palette
     settings = env_settings(read_manifest(out), str(out))
-    assert settings["palette"] == "cubehelix"
+    assert settings["palette"] == "cubehelix" and settings["draw_order"] == "minatar"
     bad = run_cli("ingest", "minatar", raw, "--out", tmp_path / "bad", "--palette", "rainbow")
     assert bad.returncode != 0 and "--palette must be one of vivid, cubehelix" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
+
+
+def test_breakout_draws_the_ball_over_bricks_and_trail(tmp_path, games_store):
+    """MinAtar starts every breakout episode with the ball inside the bottom brick row (and its trail in the
+    same cell), and MinAtar's display rule (highest channel wins) hides it there. The default ``objects``
+    order draws the ball over both, so a pixel agent sees what the behaviour policy acted on."""
+    store = games_store["breakout"]
+    manifest = read_manifest(store)
+    assert manifest["observation"]["draw_order"] == "objects"
+    group = zarr.open_group(str(store), mode="r")
+    grids, frames = group["data/obs_grid"][:], group["data/frames"][:]
+    ball = manifest["observation"]["grid_channels"].index("ball")
+    starts = np.concatenate(([0], group["meta/episode_ends"][:-1]))
+    green = palette(4)[ball + 1]
+    for row in range(len(grids)):  # every frame draws the ball in its cell, the first ones included
+        (r, c), = np.argwhere(grids[row, :, :, ball])
+        assert (frames[row, (64 * r + 32) // 10, (64 * c + 32) // 10] == green).all(), row
+    assert all(grids[s, 3, :, 3].all() for s in starts)  # the ball starts among the bricks
+    levels = shown_levels(grids, (ball,))
+    cells = (np.arange(64) * 10) // 64
+    np.testing.assert_array_equal(frames, palette(4)[levels[:, cells][:, :, cells]])
+    # evaluation draws the real environment the way the store was drawn
+    settings = EnvSettings(**env_settings(manifest, str(store))).checked()
+    assert settings.draw_order == "objects"
+    np.testing.assert_array_equal(frame(settings, {"obs": grids[starts[0]]}), frames[starts[0]])
+    # stores and checkpoints from before draw orders were drawn by MinAtar's rule, and are played that way
+    legacy = {**manifest, "observation": {k: v for k, v in manifest["observation"].items() if k != "draw_order"}}
+    assert env_settings(legacy, str(store))["draw_order"] == "minatar"
+    old_checkpoint = {k: v for k, v in settings.to_dict().items() if k != "draw_order"}
+    minatar = _settings(old_checkpoint, EvalOptions(env="minatar"), "old checkpoint")
+    assert minatar.draw_order == "minatar"
+    assert not (frame(minatar, {"obs": grids[starts[0]]}) == green).all(-1).any()  # the ball hidden, as it was
+    bad = run_cli("ingest", "minatar", manifest["source"]["uri"], "--out", tmp_path / "bad", "--draw-order", "top")
+    assert bad.returncode != 0 and "--draw-order must be one of objects, minatar" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
 
 
@@ -142,7 +181,7 @@ def test_render_resolution_option(tmp_path, games_store):
     assert frames.shape[1:] == (80, 80, 3)
     blocks = frames.reshape(len(frames), 10, 8, 10, 8, 3)
     assert (blocks == blocks[:, :, :1, :, :1]).all()  # every grid cell is an 8x8 block of one colour
-    levels = np.max(grids * np.arange(1, 5, dtype=np.uint8), axis=-1)
+    levels = shown_levels(grids, (1,))  # the default draw order: breakout's ball (channel 1) over the rest
     np.testing.assert_array_equal(blocks[:, :, 0, :, 0], palette(4)[levels])
 
 

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from dreamer_data.collect.minatar_render import render_grids
+from dreamer_data.collect.minatar_render import render_grids, top_channels
 from dreamer_model.eval.objects import CellCounts
 
 CHANNELS = ["paddle", "ball", "trail", "brick"]
@@ -101,6 +101,22 @@ def test_overlapping_channels_show_the_highest_as_the_display_does():
     rates = cells.rates()
     assert rates["trail"] == {"recall": 1.0, "precision": 1.0, "cells": 2}
     assert rates["ball"]["cells"] == 0 and math.isnan(rates["ball"]["recall"])
+
+
+def test_the_truth_follows_the_stores_draw_order():
+    """A store drawn in the ``objects`` order shows breakout's ball over its trail and the bricks: the truth
+    the metric scores against is what the store's frames show, for either order."""
+    _, grid = scene()
+    grid[0, 3, 4, 2] = grid[0, 3, 4, 3] = 1  # trail and a brick under the ball, as at every episode's start
+    for order, shown in (("objects", "ball"), ("minatar", "brick")):
+        observation = {"grid_channels": CHANNELS, "palette": "vivid", "game": "breakout", "draw_order": order}
+        frame = render_grids(grid, (20, 20), "vivid", top_channels("breakout", CHANNELS, order))
+        assert tuple(frame[0, 6, 8]) == (GREEN if shown == "ball" else YELLOW)
+        cells = CellCounts.for_observation(observation)
+        cells.add(frame, grid)
+        rates = cells.rates()
+        assert all(r["recall"] == 1.0 for r in rates.values() if r["cells"])
+        assert rates["ball"]["cells"] == (1 if shown == "ball" else 0)
 
 
 def test_cells_of_unequal_pixel_counts_at_64x64():

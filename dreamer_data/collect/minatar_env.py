@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from functools import lru_cache
 from importlib.metadata import version
 
 import numpy as np
@@ -53,6 +54,13 @@ def check_game(game: str | None) -> str:
     if game not in GAMES:
         raise DreamerDataError(f"unknown MinAtar game {game!r}; choose from {', '.join(GAMES)}")
     return game
+
+
+@lru_cache(maxsize=None)
+def game_channels(game: str) -> tuple[str, ...]:
+    """The names of ``game``'s grid channels, in channel order."""
+    channels = minatar_environment()(check_game(game)).env.channels
+    return tuple(sorted(channels, key=channels.get))
 
 
 class MinAtarEnv:

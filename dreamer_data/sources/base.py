@@ -11,7 +11,7 @@ import fsspec
 import numpy as np
 from fsspec.core import url_to_fs
 
-from ..collect.minatar_render import DEFAULT_PALETTE
+from ..collect.minatar_render import DEFAULT_DRAW_ORDER, DEFAULT_PALETTE
 from ..errors import DreamerDataError
 from ..store.fields import FieldSpec
 
@@ -43,6 +43,7 @@ class ReadOptions:
     frame_chunk_rows: int = DEFAULT_FRAME_CHUNK_ROWS
     camera: str | None = None  # which camera of a multi-camera source to store (e.g. LeRobot's image keys)
     palette: str = DEFAULT_PALETTE  # MinAtar: the colours its grid is drawn in (collect/minatar_render.py)
+    draw_order: str = DEFAULT_DRAW_ORDER  # MinAtar: which channel a cell shows where channels overlap (same file)
 
 
 class Source(ABC):

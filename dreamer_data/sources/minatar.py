@@ -4,8 +4,9 @@ Store fields (row t = observation t, the action after it, what that action produ
 - ``obs_grid`` (N, 10, 10, C) uint8 in {0, 1}: MinAtar's observation, lossless; channel names in
   ``manifest.observation.grid_channels``;
 - ``frames`` (N, H, W, 3) uint8: the grid drawn in ``--palette`` colours (default ``vivid``; ``cubehelix``
-  is MinAtar's own display), nearest-neighbour upscaled to ``--resolution`` (default 64x64), for
-  pixel tokenizers;
+  is MinAtar's own display) and ``--draw-order`` (default ``objects``: breakout's ball over the bricks and
+  its trail; ``minatar``: the highest channel wins, as MinAtar draws it), nearest-neighbour upscaled to
+  ``--resolution`` (default 64x64), for pixel tokenizers;
 - ``actions/discrete`` (N,) int64 in [0, 6): the agent's action (noop, left, up, right, down, fire);
 - ``executed_actions`` (N,) int64: the action MinAtar executed, which differs where the sticky
   action (probability in the notes) repeated the previous one;
@@ -18,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..collect.minatar_env import ACTION_NAMES
-from ..collect.minatar_render import GRID, render_grids
+from ..collect.minatar_render import GRID, render_grids, top_channels
 from ..collect.source import RawEpisodeSource, check_member, null_action_flags
 from ..errors import DreamerDataError, EpisodeError
 from ..store.fields import FieldSpec
@@ -62,8 +63,9 @@ class MinAtarSource(RawEpisodeSource):
         return {"height": height, "width": width, "channels": 3, "fps": MINATAR_FPS,
                 "native_height": GRID, "native_width": GRID, "game": self.run["game"],
                 "grid_channels": self.grid_channels,
-                "palette": self.options.palette,
-                "resize": f"grid drawn in the {self.options.palette!r} palette (highest channel wins), nearest-neighbour",
+                "palette": self.options.palette, "draw_order": self.options.draw_order,
+                "resize": f"grid drawn in the {self.options.palette!r} palette, {self.options.draw_order!r} draw order, "
+                          "nearest-neighbour",
                 "fps_note": "nominal: MinAtar is turn-based"}
 
     def action_spec(self) -> dict:
@@ -78,7 +80,8 @@ class MinAtarSource(RawEpisodeSource):
 
     def store_rows(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {
-            "frames": render_grids(rows["obs"], self.size, self.options.palette),
+            "frames": render_grids(rows["obs"], self.size, self.options.palette,
+                                   top_channels(self.run["game"], self.grid_channels, self.options.draw_order)),
             "obs_grid": rows["obs"],
             "actions/discrete": rows["actions"],
             "executed_actions": rows["executed_actions"],

@@ -9,19 +9,21 @@ are never the recorded training episodes.
 
 ``frame(observation)`` turns an observation into what the tokenizer reads: Crafter's RGB frame
 (resized to the store's resolution when it differs), or MinAtar's grid drawn with MinAtar's colour
-map at the store's resolution, in the store's palette (``dreamer_data.collect.minatar_render``, as
-ingest does).
+map at the store's resolution, in the store's palette and draw order (``dreamer_data.collect.minatar_render``,
+as ingest does).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
 from dreamer_data.collect.crafter_env import ACHIEVEMENTS, CrafterEnv
-from dreamer_data.collect.minatar_env import DEFAULT_STICKY_PROB, MinAtarEnv, check_game
-from dreamer_data.collect.minatar_render import DEFAULT_PALETTE, PALETTES, render_grids
+from dreamer_data.collect.minatar_env import DEFAULT_STICKY_PROB, MinAtarEnv, check_game, game_channels
+from dreamer_data.collect.minatar_render import (DEFAULT_DRAW_ORDER, DEFAULT_PALETTE, DRAW_ORDERS, PALETTES,
+                                                 render_grids, top_channels)
 
 from ..errors import ModelError
 
@@ -46,6 +48,7 @@ class EnvSettings:
     max_steps: int = 1000
     size: tuple[int, int] = (64, 64)
     palette: str = DEFAULT_PALETTE  # MinAtar: the colours the store's frames were drawn in
+    draw_order: str = DEFAULT_DRAW_ORDER  # MinAtar: what a cell showed where channels overlap
     extra: dict = field(default_factory=dict)
 
     def checked(self) -> "EnvSettings":
@@ -58,6 +61,8 @@ class EnvSettings:
                 raise ModelError(str(error)) from None
             if self.palette not in PALETTES:
                 raise ModelError(f"unknown MinAtar palette {self.palette!r}; choose from {', '.join(PALETTES)}")
+            if self.draw_order not in DRAW_ORDERS:
+                raise ModelError(f"unknown MinAtar draw order {self.draw_order!r}; choose from {', '.join(DRAW_ORDERS)}")
         if self.max_steps < 1:
             raise ModelError(f"--max-steps must be >= 1, got {self.max_steps}")
         return self
@@ -65,7 +70,7 @@ class EnvSettings:
     def to_dict(self) -> dict:
         return {"env": self.env, "game": self.game, "sticky_prob": self.sticky_prob, "ramping": self.ramping,
                 "max_steps": self.max_steps, "size": list(self.size),
-                **({"palette": self.palette} if self.env == "minatar" else {})}
+                **({"palette": self.palette, "draw_order": self.draw_order} if self.env == "minatar" else {})}
 
 
 def make_env(settings: EnvSettings, env_seed: int):
@@ -78,13 +83,19 @@ def make_env(settings: EnvSettings, env_seed: int):
 def frame(settings: EnvSettings, observation: dict[str, np.ndarray]) -> np.ndarray:
     """One observation → (H, W, 3) uint8 at the store's resolution."""
     if settings.env == "minatar":
-        return render_grids(observation["obs"][None], tuple(settings.size), settings.palette)[0]
+        on_top = _top_channels(settings.game, settings.draw_order)
+        return render_grids(observation["obs"][None], tuple(settings.size), settings.palette, on_top)[0]
     image = observation["frames"]
     if tuple(image.shape[:2]) != tuple(settings.size):
         from dreamer_data.imageops import resize_frames
 
         image = resize_frames(image[None], tuple(settings.size))[0]
     return image
+
+
+@lru_cache(maxsize=None)
+def _top_channels(game: str, draw_order: str) -> tuple[int, ...]:
+    return top_channels(game, game_channels(game), draw_order)
 
 
 def achievement_names(settings: EnvSettings) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from dreamer_data.collect.minatar_render import DEFAULT_PALETTE
+from dreamer_data.collect.minatar_render import DEFAULT_DRAW_ORDER, DEFAULT_PALETTE, LEGACY_DRAW_ORDER
 from dreamer_data.collect.policies import POLICIES
 
 from ..checkpoint import load_agent, tokenizer_from_record
@@ -48,11 +48,14 @@ class EvalOptions:
 
 
 def _settings(base: dict, options: EvalOptions, source: str) -> EnvSettings:
+    # A checkpoint or store that names a palette but no draw order was drawn before draw orders existed.
+    draw_order = base.get("draw_order", LEGACY_DRAW_ORDER if "palette" in base else DEFAULT_DRAW_ORDER)
     if base.get("env") != options.env:
         raise ModelError(f"{source}: recorded in {base.get('env')!r}, cannot be evaluated in {options.env!r}")
     settings = EnvSettings(env=options.env, game=base.get("game"), sticky_prob=base.get("sticky_prob", 0.1),
                            ramping=base.get("ramping", True), max_steps=int(base.get("max_steps", 1000)),
-                           size=tuple(base.get("size", (64, 64))), palette=base.get("palette", DEFAULT_PALETTE))
+                           size=tuple(base.get("size", (64, 64))), palette=base.get("palette", DEFAULT_PALETTE),
+                           draw_order=draw_order)
     if options.game is not None:
         settings.game = options.game
     if options.max_steps is not None:

@@ -52,7 +52,7 @@ class GridScorer:
         return self.cells.flat(prefix)
 
     def fresh(self) -> "GridScorer":
-        return GridScorer(CellCounts(self.cells.channels, self.cells.colours))
+        return GridScorer(CellCounts(self.cells.channels, self.cells.colours, self.cells.on_top))
 
 
 class TileScorer:

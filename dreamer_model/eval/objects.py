@@ -6,8 +6,8 @@ lossless grid (``obs_grid`` (N, 10, 10, C)) and the palette the frames were draw
 frame (a tokenizer's reconstruction, a world model's imagination) can be scored cell by cell.
 
 The rule, defined once here:
-- **truth**: the class a cell shows is the highest set channel + 1, 0 (background) where none is set
-  (MinAtar's display rule, ``dreamer_data.collect.minatar_render``).
+- **truth**: the class a cell shows is the channel the store's draw order shows + 1, 0 (background) where
+  none is set (``shown_levels`` in ``dreamer_data.collect.minatar_render``, the rule the frames were drawn by).
 - **drawn**: the mean colour of the cell's pixels, classified as the nearest palette entry (background
   or a channel colour) in RGB.
 - per channel c: recall = cells drawn c among cells showing c; precision = cells showing c among cells
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dreamer_data.collect.minatar_render import GRID, palette
+from dreamer_data.collect.minatar_render import GRID, LEGACY_DRAW_ORDER, palette, shown_levels, top_channels
 
 GRID_FIELD = "obs_grid"  # the store field holding MinAtar's lossless grid (dreamer_data/sources/minatar.py)
 
@@ -40,12 +40,6 @@ def cell_means(frames: np.ndarray) -> np.ndarray:
     return (sums / counts).reshape(n, GRID, GRID, channels)
 
 
-def shown_classes(grids: np.ndarray) -> np.ndarray:
-    """(N, 10, 10, C) binary grids → (N, 10, 10) int: highest set channel + 1, 0 where none."""
-    levels = np.arange(1, grids.shape[-1] + 1)
-    return np.max((grids > 0) * levels, axis=-1)
-
-
 def drawn_classes(frames: np.ndarray, colours: np.ndarray) -> np.ndarray:
     """(N, H, W, 3) pixels (0-255) → (N, 10, 10) int: nearest entry of ``colours`` (C + 1, 3) per cell."""
     means = cell_means(frames)  # (N, 10, 10, 3)
@@ -59,6 +53,7 @@ class CellCounts:
 
     channels: list[str]
     colours: np.ndarray  # (C + 1, 3) uint8: background, then each channel's colour
+    on_top: tuple[int, ...] = ()  # channels drawn over all others (the store's draw order, ``top_channels``)
     hits: np.ndarray = field(init=False)
     shown: np.ndarray = field(init=False)
     drawn: np.ndarray = field(init=False)
@@ -75,14 +70,15 @@ class CellCounts:
         channels = observation.get("grid_channels")
         if not channels:
             return None
-        return cls(list(channels), palette(len(channels), observation.get("palette", "cubehelix")))
+        on_top = top_channels(observation.get("game"), list(channels), observation.get("draw_order", LEGACY_DRAW_ORDER))
+        return cls(list(channels), palette(len(channels), observation.get("palette", "cubehelix")), on_top)
 
     def add(self, frames: np.ndarray, grids: np.ndarray) -> None:
         """Score drawn ``frames`` (N, H, W, 3), 0-255 (uint8 or float), against their ``grids`` (N, 10, 10, C)."""
         if len(frames) != len(grids) or grids.shape[1:] != (GRID, GRID, len(self.channels)):
             raise ValueError(f"frames {frames.shape} and grids {grids.shape} do not match "
                              f"({len(self.channels)} channels)")
-        truth, drawn = shown_classes(grids).ravel(), drawn_classes(frames, self.colours).ravel()
+        truth, drawn = shown_levels(grids, self.on_top).ravel(), drawn_classes(frames, self.colours).ravel()
         for c in range(len(self.channels)):
             shows, draws = truth == c + 1, drawn == c + 1
             self.hits[c] += int(np.sum(shows & draws))
