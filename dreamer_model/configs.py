@@ -93,6 +93,8 @@ class TrainConfig:
     heldout_episodes: float = 0.05  # fraction of episodes (at least 1) kept out of training for eval
     eval_windows: int = 32
     workers: int = 0  # DataLoader worker processes
+    start_share: float = 0.0  # share of training windows that begin at an episode's first frame (WindowSampler):
+    # uniform windows hold an episode's opening once per episode, where an agent acts first, every episode it plays
     threads: int = 0  # torch intra-op CPU threads (0: torch's default); 1 avoids OpenMP spin-waits on a busy CPU
     bf16: bool = True  # the transformers under bfloat16 autocast on CUDA (train/precision.py)
     cpu_bf16: bool = False  # the same on CPUs with native bf16 (AVX512-BF16 / AMX): phase 1-2 steps 1.25x faster at
@@ -204,6 +206,11 @@ def validate_tokenizer(cfg: TokenizerConfig, source: str) -> None:
                          f"({cfg.patch})")
     if cfg.context < 1 or cfg.patch < 1:
         raise ModelError(f"{source}: tokenizer.context and tokenizer.patch must be ≥ 1")
+
+
+def validate_train(cfg: TrainConfig, source: str) -> None:
+    if not 0.0 <= cfg.start_share <= 1.0:
+        raise ModelError(f"{source}: train.start_share must be in [0, 1], got {cfg.start_share}")
 
 
 def to_dict(config: Any) -> dict:

@@ -24,7 +24,7 @@ import torch
 from .agent.actions import ActionSpace
 from .agent.config import AgentConfig, Phase2Run, Phase3Run, saved_agent_config, validate_agent
 from .configs import (TokenizerConfig, TokenizerRun, TrainConfig, TransformerConfig, apply_overrides, load_yaml,
-                      parse_set, validate_tokenizer)
+                      parse_set, validate_tokenizer, validate_train)
 from .dynamics.actions import action_fields
 from .dynamics.config import DynamicsConfig, Phase1Run, validate_dynamics
 from .errors import ModelError
@@ -164,8 +164,11 @@ NAMED: dict[str, dict[str, dict]] = {
         # Heads predict the next action only (mtp 0; the paper's eq. 9 uses L = 8): averaged over n = 0 … 8, the
         # action the policy takes gets a ninth of the BC gradient. Same store, world model and 1,510 steps:
         # greedy BC 5.36 ± 0.47 with mtp 0 vs 1.23 ± 0.12 with mtp 8, sampled 1.79 vs 0.88 (200 seeds).
+        # A quarter of the windows start an episode (train.start_share): breakout's first ball is lost or caught in
+        # the episode's first six steps, one window in ~250 of a uniform draw. On one quickstart (seed 0, 100
+        # evaluation episodes) BC played 3.62 ± 0.23 against 2.55 ± 0.23 without (benchmarks/results/ladder.md, run 7).
         "phase2": {"agent": {"head_hidden": 128, "mtp": 0},
-                   "train": {"batch": 16, "lr": 1e-3, "warmup": 50, **QUICK_BOOKS}},
+                   "train": {"batch": 16, "lr": 1e-3, "warmup": 50, "start_share": 0.25, **QUICK_BOOKS}},
         "phase3": {"agent": {"context": 8, "horizon": 16},
                    "train": {"batch": 16, "lr": 3e-4, "eval_windows": 32, **QUICK_BOOKS, "eval_every": 100},
                    "value_lr": 3e-4, "value_warmup": 20},
@@ -214,6 +217,7 @@ def resolve_run(stage: str, name: str, config_file: str | None = None, sets: lis
     run = _override(run, stage, load_yaml(config_file) if config_file else None, str(config_file))
     run = _override(run, stage, parse_set(sets) if sets else None, "--set")
     source = config_file or "--set"
+    validate_train(run.train, source)
     if stage == "tokenizer":
         validate_tokenizer(run.tokenizer, source)
     elif stage == "phase1":

@@ -106,3 +106,11 @@ def test_floats_written_without_a_dot_are_floats_in_set_and_yaml(tmp_path):
     for bad in ("fast", "nan", "1e999"):
         with pytest.raises(ModelError, match=re.escape(f"--set: train.lr must be float, got '{bad}'")):
             resolve_run("phase1", "tiny", sets=[f"train.lr={bad}"])
+
+
+def test_start_share_is_a_share_and_the_quickstart_agent_uses_one():
+    assert resolve_run("phase2", "quickstart").train.start_share == 0.25
+    assert resolve_run("phase1", "quickstart").train.start_share == 0.0
+    for stage in ("tokenizer", "phase1", "phase2"):
+        with pytest.raises(ModelError, match=re.escape("--set: train.start_share must be in [0, 1], got 1.5")):
+            resolve_run(stage, "tiny", sets=["train.start_share=1.5"])

@@ -122,6 +122,32 @@ def test_weights_follow_the_episode_a_crossing_window_starts_in(store):
     assert draws["ep1"] / 2000 > 0.9  # ep1 has only 7 frames but 7 windows start in it
 
 
+def test_start_share_draws_episode_openings(store):
+    """start_share of the draws take an episode's first window (episodes by weight); the rest stay uniform,
+    and the stream stays seeded and resumable."""
+    dataset = WindowDataset(store, 16)
+    default = list(islice(WindowSampler(dataset, seed=4), 3000))
+    assert list(islice(WindowSampler(dataset, seed=4, start_share=0.0), 3000)) == default
+    n = 20_000
+    windows = Counter(dataset.locate(i)[0] for i in range(len(dataset)))  # ep1 (7 frames) has none
+    draws = [dataset.locate(i) for i in islice(WindowSampler(dataset, seed=4, start_share=0.4), n)]
+    openings = Counter(episode for episode, offset in draws if offset == 0)
+    uniform_openings = len(windows) / len(dataset)  # one window per episode starts at its first frame
+    assert abs(sum(openings.values()) / n - (0.4 + 0.6 * uniform_openings)) < 0.02
+    for episode, count in windows.items():  # the openings spread evenly over the episodes, whatever their length
+        expected = 0.4 / len(windows) + 0.6 / len(dataset)
+        assert abs(openings[episode] / n - expected) < 0.015, episode
+    weighted = [dataset.locate(i) for i in islice(WindowSampler(dataset, seed=4, start_share=1.0,
+                                                                episode_weights={"ep0": 0.0, "ep2": 3.0}), 2000)]
+    assert all(offset == 0 for _, offset in weighted) and "ep0" not in {episode for episode, _ in weighted}
+    assert abs(Counter(episode for episode, _ in weighted)["ep2"] / 2000 - 3 / 5) < 0.05
+    stream = list(islice(WindowSampler(dataset, seed=4, start_share=0.4), SAMPLE_BLOCK + 200))
+    resumed = list(islice(WindowSampler(dataset, seed=4, start_share=0.4, start=SAMPLE_BLOCK - 50), 250))
+    assert resumed == stream[SAMPLE_BLOCK - 50:]
+    with pytest.raises(DreamerDataError, match=r"start_share must be in \[0, 1\], got 1.5"):
+        WindowSampler(dataset, start_share=1.5)
+
+
 def test_bad_weights_and_lengths_are_clear_errors(store):
     dataset = WindowDataset(store, 16)
     with pytest.raises(DreamerDataError, match="names 'ep7', which is not in this store"):

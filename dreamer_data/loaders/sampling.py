@@ -70,11 +70,15 @@ class WindowSampler(Sampler[int]):
     without it the sampler never ends. A window's probability is proportional to its
     episode's weight (default 1.0, which is uniform over windows); weight 0 leaves an episode
     out. A window that crosses episodes belongs to the episode it starts in.
+
+    ``start_share`` of the draws instead take an episode's first window (the episode drawn in proportion
+    to its weight). Uniform windows hold an episode's opening once per episode (one window in ~250 on
+    a quickstart store), yet an agent acts there first, with an empty context, every episode it plays.
     """
 
     def __init__(self, dataset: "WindowDataset", *, seed: int = 0, episode_weights: Mapping[str, float] | None = None,
                  start: int = 0, num_samples: int | None = None, rank: int | None = None,
-                 world_size: int | None = None):
+                 world_size: int | None = None, start_share: float = 0.0):
         index = dataset.index
         ids = dataset.episode_ids
         weights = np.ones(len(ids), dtype=np.float64)
@@ -92,6 +96,10 @@ class WindowSampler(Sampler[int]):
         if run_mass.sum() <= 0:
             raise DreamerDataError(f"{dataset.store}: every window has weight 0")
         self.cumulative = np.cumsum(run_mass)
+        if not 0.0 <= start_share <= 1.0:
+            raise DreamerDataError(f"start_share must be in [0, 1], got {start_share}")
+        self.start_share = float(start_share)
+        self.start_cumulative = np.cumsum(weights[index.run_episode] * (index.run_count > 0))
         self.run_first_index = index.run_first_index
         self.run_count = index.run_count
         if seed < 0:
@@ -106,6 +114,11 @@ class WindowSampler(Sampler[int]):
         u = rng.random(SAMPLE_BLOCK) * self.cumulative[-1]
         run = np.minimum(np.searchsorted(self.cumulative, u, side="right"), len(self.cumulative) - 1)
         offset = np.floor(rng.random(SAMPLE_BLOCK) * self.run_count[run]).astype(np.int64)
+        if self.start_share > 0:  # drawn after the uniform draws, which stay what they were without a share
+            at_start = rng.random(SAMPLE_BLOCK) < self.start_share
+            u_start = rng.random(SAMPLE_BLOCK) * self.start_cumulative[-1]
+            start_run = np.minimum(np.searchsorted(self.start_cumulative, u_start, side="right"), len(self.cumulative) - 1)
+            run, offset = np.where(at_start, start_run, run), np.where(at_start, 0, offset)
         return self.run_first_index[run] + offset
 
     def __iter__(self) -> Iterator[int]:

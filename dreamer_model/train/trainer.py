@@ -255,7 +255,8 @@ class Trainer:
     def batches(self) -> Iterator[dict[str, torch.Tensor]]:
         """This rank's training windows from step ``self.step`` on (window n depends only on (seed, n))."""
         sampler = WindowSampler(self.train_set, seed=self.seed, start=self.step * self.local_batch,
-                                rank=self.dist.rank, world_size=self.dist.world_size)
+                                rank=self.dist.rank, world_size=self.dist.world_size,
+                                start_share=self.run.train.start_share)
         workers = self.run.train.workers
         yield from DataLoader(self.train_set, batch_size=self.local_batch, sampler=sampler, num_workers=workers,
                               multiprocessing_context=self.train_set.multiprocessing_context if workers else None,
