@@ -29,11 +29,14 @@ generation; target 3x), 1.4x / 1.3x / 1.6x on an H200 (both sides at 1.5 % MFU: 
 trained on scripted play only). The agent: on breakout from random + scripted data Dreamer beats BC beats
 random (+0.48 / +0.65 over BC, section F; greedy Dreamer = greedy BC there, below it in the older run E);
 no Crafter agent (no GPU). The 15-minute quickstart's tokenizer draws breakout's one-cell ball (held-out
-cell recall 0.95-0.99 with focal weighting; plain MSE 0.12-0.56) and its BC / Dreamer play 4.5x / 3.7x
-random, far below the data's player; the ladder found the loss in phase 2's multi-token BC heads (fixed:
-greedy BC 1.23 → 5.36) and in the world model (ball in the right cell one step into imagination 3-28 %,
-target 95 %; the history mix, `dynamics.history_fraction`, now the quickstart's default, gives 0.40 vs 0.09 at
-2,000 steps and 0.26 in the quickstart, but phase-2 BC still plays 2-3 greedy, so Dreamer does not beat BC);
+cell recall 0.95-0.99 at ~4,300 steps with focal weighting, 0.46-0.76 at the ~2,800 steps of two quickstarts at once;
+plain MSE 0.12-0.56). Its BC plays 3.61 / 2.23 / 1.10 on three seeds (Dreamer 3.85 / 1.62 / 0.97; random ~0.45),
+far below the data's player (10-14; target: BC at half of it). The ladder found four losses, fixed in turn:
+phase 2's multi-token BC heads (greedy BC 1.23 → 5.36); MinAtar's display rule hiding the ball in every episode's
+first frame; an opening seen in one window of 250 (ladder run 7: the first ball caught in 89-98 % of greedy
+episodes instead of 55 %, BC 1.12 → 3.61 on seed 0); and the world model (ball in the right cell one step into
+imagination 3-28 %, target 95 %; the history mix, `dynamics.history_fraction`, gives 0.40 vs 0.09 at 2,000 steps).
+Dreamer beats BC on one seed of three, not beyond two standard errors.
 latent-MLP BC reaches 61-99 % of grid-MLP BC. Video-backed frames: 0.64x the source H.264's
 bytes at 42 dB (target ≤ 1.5x: met); 16-frame windows at 360x640 from 2 loader workers 3.1x (RGB) / 4.2x
 (YUV planes) as fast as seeking into a source with x264's default keyframe every 250 frames, but 1.85x / 2.27x
