@@ -42,8 +42,9 @@ def build_store(root: Path) -> Path:
     from dreamer_data.sources import ReadOptions, source_class
 
     collect(CollectConfig("minatar", "noisy-scripted", seed=0, game="breakout", max_steps=30), root / "raw", episodes=5)
-    report = ingest(source_class("minatar")(str(root / "raw"), ReadOptions(resolution=(20, 20))), str(root / "store"),
-                    IngestPlan(workers=0))
+    # MinAtar's draw order (highest channel wins): the references were drawn before the ``objects`` order existed
+    options = ReadOptions(resolution=(20, 20), draw_order="minatar")
+    report = ingest(source_class("minatar")(str(root / "raw"), options), str(root / "store"), IngestPlan(workers=0))
     assert not report.failed
     return root / "store"
 

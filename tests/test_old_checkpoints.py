@@ -23,7 +23,9 @@ OLD = Path(__file__).parent / "data" / "old_checkpoints"
 # in; ``latents`` is a copy of the store manifest's entry (the data side's record, with its creation time).
 SKIPPED = {"store", "path", "wm", "phase2", "checkpoint", "latents", "model_hash"}
 # Keys a run's ``train`` config gained since, at the value the old runs trained with.
-ADDED_TRAIN = {"fsdp": False, "cpu_bf16": False}
+ADDED_TRAIN = {"fsdp": False, "cpu_bf16": False, "start_share": 0.0}
+# Keys a checkpoint's environment settings gained since, at the value the old runs' store was drawn with.
+ADDED_ENV = {"draw_order": "minatar"}
 # Keys a world model's ``dynamics`` config gained since, at the value the old runs trained with.
 ADDED_DYNAMICS = {"context_fraction": 0.0, "history_fraction": 0.0}
 # Keys an agent config gained since, at the value the old runs trained with.
@@ -62,6 +64,8 @@ def assert_same_contents(new, old, where: str) -> None:
                 old = {**ADDED_AGENT, **old}
         if where.endswith(".config.train"):
             old = {**ADDED_TRAIN, **old}
+        if where.endswith(".env") and old.get("env") == "minatar":
+            old = {**ADDED_ENV, **old}
         if where.endswith(".dynamics") and "k_max" in old:
             old = {**ADDED_DYNAMICS, **old}
         assert isinstance(new, dict) and sorted(map(str, new)) == sorted(map(str, old)), where
