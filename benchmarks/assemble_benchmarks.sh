@@ -36,7 +36,9 @@ phase 2's multi-token BC heads (greedy BC 1.23 → 5.36); MinAtar's display rule
 first frame; an opening seen in one window of 250 (ladder run 7: the first ball caught in 89-98 % of greedy
 episodes instead of 55 %, BC 1.12 → 3.61 on seed 0); and the world model (ball in the right cell one step into
 imagination 3-28 %, target 95 %; the history mix, `dynamics.history_fraction`, gives 0.40 vs 0.09 at 2,000 steps).
-Dreamer beats BC on one seed of three, not beyond two standard errors.
+Dreamer beats BC on one seed of three, not beyond two standard errors. At `--minutes 60` (one seed), greedy BC
+and greedy Dreamer play 13.6 / 13.3 against the recording player's 10.9 on 300 fresh episodes (issue 20's
+60-minute target met greedily); sampled they play 4.8 / 4.6, and Dreamer does not beat BC.
 latent-MLP BC reaches 61-99 % of grid-MLP BC. Video-backed frames: 0.64x the source H.264's
 bytes at 42 dB (target ≤ 1.5x: met); 16-frame windows at 360x640 from 2 loader workers 3.1x (RGB) / 4.2x
 (YUV planes) as fast as seeking into a source with x264's default keyframe every 250 frames, but 1.85x / 2.27x
