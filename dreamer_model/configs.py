@@ -95,7 +95,8 @@ class TrainConfig:
     workers: int = 0  # DataLoader worker processes
     start_share: float = 0.0  # share of training windows that begin at an episode's first frame (WindowSampler):
     # uniform windows hold an episode's opening once per episode, where an agent acts first, every episode it plays
-    threads: int = 0  # torch intra-op CPU threads (0: torch's default); 1 avoids OpenMP spin-waits on a busy CPU
+    threads: int = 0  # torch intra-op CPU threads (0: torch's default); 1 avoids OpenMP spin-waits on a busy CPU;
+    # -1: chosen by timing the run's own steps, and again when the machine's load changes (train/threads.py)
     bf16: bool = True  # the transformers under bfloat16 autocast on CUDA (train/precision.py)
     cpu_bf16: bool = False  # the same on CPUs with native bf16 (AVX512-BF16 / AMX): phase 1-2 steps 1.25x faster at
     # quickstart sizes, but the world model's held-out one-step error 25-50 % worse at equal steps (bench_precision)
@@ -209,6 +210,9 @@ def validate_tokenizer(cfg: TokenizerConfig, source: str) -> None:
 
 
 def validate_train(cfg: TrainConfig, source: str) -> None:
+    if cfg.threads < -1:
+        raise ModelError(f"{source}: train.threads must be -1 (chosen by timing), 0 (torch's default) or a count, "
+                         f"got {cfg.threads}")
     if not 0.0 <= cfg.start_share <= 1.0:
         raise ModelError(f"{source}: train.start_share must be in [0, 1], got {cfg.start_share}")
 

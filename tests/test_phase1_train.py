@@ -14,6 +14,7 @@ from dreamer_model.errors import ModelError
 from dreamer_model.checkpoint import list_checkpoints, load_checkpoint, load_world_model
 from dreamer_model.train.logging import read_metrics
 from dreamer_model.train.phase1 import Phase1TrainOptions, train_phase1
+from dreamer_model.train.threads import candidate_counts, usable_cores
 from dynamics_toy import write_toy_store
 
 SMALL = ["dynamics.context=6", "dynamics.k_max=8", "train.batch=4", "train.log_every=1", "train.eval_every=2",
@@ -81,6 +82,22 @@ def test_train_threads_is_applied(store, tmp_path):
         train_phase1(Phase1TrainOptions(data=store, out=str(tmp_path / "run"), steps=1, sets=SMALL + ["train.threads=1"],
                                         seed=3, device="cpu"))
         assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(1)
+
+
+def test_train_threads_auto_times_the_runs_own_steps(store, tmp_path):
+    """train.threads=-1: the first steps probe each candidate count (one untimed step and three timed), every
+    logged step records the count it ran with, and the process is left at the last one."""
+    cores = usable_cores()
+    try:
+        train_phase1(Phase1TrainOptions(data=store, out=str(tmp_path / "run"), steps=10, seed=3, device="cpu",
+                                        sets=SMALL + ["train.threads=-1", "train.eval_every=100"]))
+        counts = [int(r["threads"]) for r in read_metrics(tmp_path / "run") if r["split"] == "train"]
+        assert len(counts) == 10 and counts[:4] == [1, 1, 1, 1]
+        if cores > 1:
+            assert counts[4] == 2 and set(counts) <= set(candidate_counts(cores))
+        assert torch.get_num_threads() == counts[-1]
     finally:
         torch.set_num_threads(1)
 

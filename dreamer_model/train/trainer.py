@@ -55,6 +55,7 @@ from .distributed import Distributed, init_distributed, set_threads
 from .fsdp import full_model_state, full_optimizer_state, load_model_state, load_optimizer_state, shard
 from .logging import RunLog
 from .precision import autocasts_bf16, precision_note
+from .threads import AUTO, ThreadChooser
 
 Report = Callable[[str, dict], None]
 
@@ -342,13 +343,15 @@ class Trainer:
         self.report("start", {"step": self.step, "steps": self.steps, "device": str(self.device),
                               "resumed": self.resume_state is not None, "world_size": self.dist.world_size,
                               "fsdp": self.fsdp, "notes": self._notes(), "bf16": self.bf16,
-                              "compile": self.run.train.compile, "threads": torch.get_num_threads(),
+                              "compile": self.run.train.compile,
+                              "threads": "auto" if train.threads == AUTO else torch.get_num_threads(),
                               "preset": self.run.preset,
                               "parameters": sum(p.numel() for p in self.model.parameters()),
                               "trainable": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
                               "train_windows": len(self.train_set), "heldout_episodes": len(self.heldout_ids),
                               **self.describe()})
         last_saved = self.step if self.resume_state is not None else None
+        chooser = ThreadChooser() if train.threads == AUTO and self.device.type == "cpu" else None
         began = window_start = time.perf_counter()
         window_steps = 0
         self.model.train()
@@ -356,7 +359,15 @@ class Trainer:
             with stop_on_sigint() as interrupt:
                 batches = self.batches()
                 while self.step < self.steps:
-                    metrics = self.train_step(next(batches))
+                    batch = next(batches)
+                    if chooser is None:
+                        metrics = self.train_step(batch)
+                    else:
+                        chooser.before_step()
+                        stepped = time.perf_counter()
+                        metrics = self.train_step(batch)
+                        chooser.after_step(time.perf_counter() - stepped)
+                        metrics["threads"] = chooser.threads
                     self.step += 1
                     window_steps += 1
                     if self.step % train.log_every == 0 or self.step == self.steps:
