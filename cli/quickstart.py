@@ -90,7 +90,8 @@ def print_summary(summary: dict, console: Console) -> None:
         table.add_column("Crafter score", justify="right")
     table.add_column("mean length", justify="right")
     names = {"behaviour": f"behaviour ({summary['behaviour']['policy']})", "random": "uniform random",
-             "bc": "BC (phase 2)", "dreamer": "Dreamer (phase 3)"}
+             "bc": "BC (phase 2)", "dreamer": "Dreamer (phase 3)", "bc_greedy": "BC, greedy (policy's mode)",
+             "dreamer_greedy": "Dreamer, greedy (policy's mode)"}
     for row, label in names.items():
         entry = summary[row]
         cells = [label, f"{entry['return_mean']:.2f} ± {entry['return_stderr']:.2f}"]
@@ -103,6 +104,10 @@ def print_summary(summary: dict, console: Console) -> None:
     verdict = "Dreamer beat BC" if summary["dreamer_beat_bc"] else "Dreamer did not beat BC"
     console.print(f"Dreamer − BC: {diff['mean']:+.2f} ± {diff['stderr']:.2f} (paired over the same {diff['episodes']} "
                   f"seeds): {verdict} (by more than two standard errors).", highlight=False)
+    greedy, behind = summary["greedy_dreamer_minus_bc"], summary["dreamer_minus_behaviour"]
+    console.print(f"Greedy: Dreamer − BC {greedy['mean']:+.2f} ± {greedy['stderr']:.2f}. Dreamer − behaviour: sampled "
+                  f"{behind['dreamer']['mean']:+.2f} ± {behind['dreamer']['stderr']:.2f}, greedy "
+                  f"{behind['dreamer_greedy']['mean']:+.2f} ± {behind['dreamer_greedy']['stderr']:.2f}.", highlight=False)
     if summary.get("imagination_ranking"):
         from dreamer_model.eval.ranking import ranking_line
 
@@ -136,7 +141,8 @@ def quickstart_command(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
     """The whole pipeline on a default that needs no download: collect → ingest → tokenizer → tokenize →
-    phase 1 → phase 2 → phase 3 → evaluate behaviour / BC / Dreamer; writes DIR/summary.json."""
+    phase 1 → phase 2 → phase 3 → evaluate behaviour / random / BC / Dreamer (the agents sampled and greedy);
+    writes DIR/summary.json."""
     from dreamer_model.quickstart import QuickstartOptions, Quickstart
 
     quickstart = Quickstart(QuickstartOptions(out=out, env=env.value, game=game, minutes=minutes, device=device,

@@ -1,8 +1,8 @@
 """``dreamer-train quickstart --out DIR``: the whole pipeline on data it makes itself (no download).
 
 collect (noisy-scripted) → ingest → tokenizer → tokenize → phase 1 → rollout GIF → phase 2 → phase 3 →
-evaluate the behaviour policy, BC (phase 2) and Dreamer (phase 3) in the real environment on the same
-seeds → ``DIR/summary.json``.
+evaluate the behaviour policy, uniform random, BC (phase 2) and Dreamer (phase 3) in the real environment on the
+same seeds, the agents both sampling their policy and greedily (its mode) → ``DIR/summary.json``.
 
 A thin composition: every stage calls the function (or trainer class) its own command calls —
 ``collect``, ``ingest``, ``TokenizerTrainer``, ``tokenize_store``, ``Phase1Trainer``, ``rollout_video``,
@@ -57,13 +57,17 @@ POLICY = "noisy-scripted"  # the behaviour policy that records the data (and the
 STATE_FILE = "quickstart.json"
 SUMMARY_FILE = "summary.json"
 STAGES = ("collect", "ingest", "tokenizer", "tokenize", "phase1", "rollout", "phase2", "phase3",
-          "eval_behaviour", "eval_random", "eval_bc", "eval_dreamer")
+          "eval_behaviour", "eval_random", "eval_bc", "eval_dreamer", "eval_bc_greedy", "eval_dreamer_greedy")
 TRAINED = ("tokenizer", "phase1", "phase2", "phase3")
 LABELS = {"collect": "collect", "ingest": "ingest", "tokenizer": "tokenizer", "tokenize": "tokenize",
           "phase1": "phase 1 (world model)", "rollout": "rollout GIF", "phase2": "phase 2 (BC + reward)",
           "phase3": "phase 3 (imagination RL)", "eval_behaviour": "eval behaviour", "eval_random": "eval random",
-          "eval_bc": "eval BC", "eval_dreamer": "eval Dreamer"}
-ROWS = (("behaviour", "eval_behaviour"), ("random", "eval_random"), ("bc", "eval_bc"), ("dreamer", "eval_dreamer"))
+          "eval_bc": "eval BC", "eval_dreamer": "eval Dreamer", "eval_bc_greedy": "eval BC, greedy",
+          "eval_dreamer_greedy": "eval Dreamer, greedy"}
+# The rows of the final table. The agents play twice: sampling their policy (the paper's evaluation) and greedily. The
+# behaviour policy takes a random action one step in ten; a sampled clone copies that noise, the mode drops it.
+ROWS = (("behaviour", "eval_behaviour"), ("random", "eval_random"), ("bc", "eval_bc"), ("dreamer", "eval_dreamer"),
+        ("bc_greedy", "eval_bc_greedy"), ("dreamer_greedy", "eval_dreamer_greedy"))
 # Dreamer beats BC when its paired return difference over the same evaluation seeds exceeds this many standard errors.
 BEAT_Z = 2.0
 
@@ -299,7 +303,7 @@ class Quickstart:
         upstream = {"collect": None, "ingest": "collect", "tokenizer": "ingest", "tokenize": "tokenizer",
                     "phase1": "tokenize", "rollout": "phase1", "phase2": "phase1", "phase3": "phase2",
                     "eval_behaviour": "ingest", "eval_random": "ingest", "eval_bc": "phase2",
-                    "eval_dreamer": "phase3"}[stage]
+                    "eval_dreamer": "phase3", "eval_bc_greedy": "phase2", "eval_dreamer_greedy": "phase3"}[stage]
         inputs = {"plan": asdict(self.plan)} if stage == "collect" else {}
         if upstream:
             inputs["from"] = (stages.get(upstream) or {}).get("outputs")
@@ -555,6 +559,13 @@ class Quickstart:
     def _eval_dreamer(self, record: dict) -> str:
         return self._evaluate("eval_dreamer", "dreamer", ckpt=str(self.paths.runs["phase3"]))
 
+    def _eval_bc_greedy(self, record: dict) -> str:
+        return self._evaluate("eval_bc_greedy", "bc_greedy", ckpt=str(self.paths.runs["phase2"]), greedy=True)
+
+    def _eval_dreamer_greedy(self, record: dict) -> str:
+        return self._evaluate("eval_dreamer_greedy", "dreamer_greedy", ckpt=str(self.paths.runs["phase3"]),
+                              greedy=True)
+
     # ------------------------------------------------------------------------------------------ summary
 
     def _summary(self, wall_this_run: float) -> dict:
@@ -571,9 +582,14 @@ class Quickstart:
                 entry["crafter_score"] = report["crafter_score"]
             if "checkpoint" in report:
                 entry["checkpoint"] = report["checkpoint"]
+                entry["greedy"] = report["greedy"]
             rows[row] = entry
         write_comparison(rows, p.comparison, self._where())
         dreamer_minus_bc = paired_difference(reports["dreamer"], reports["bc"], str(p.eval["dreamer"]))
+        greedy_minus_bc = paired_difference(reports["dreamer_greedy"], reports["bc_greedy"], str(p.eval["dreamer"]))
+        # issue 20's longer target: does the agent improve on the player whose data taught it (either way of playing)?
+        minus_behaviour = {row: paired_difference(reports[row], reports["behaviour"], str(p.eval[row]))
+                           for row in ("dreamer", "dreamer_greedy")}
         imagined = stages["phase3"].get("result") or {}
         ranking = (imagination_ranking(imagined, reports, BEAT_Z) if all(k in imagined for k in IMAGINED.values())
                    else None)  # None: a phase 3 reused from a run made before its evaluation imagined random play
@@ -584,6 +600,8 @@ class Quickstart:
             **rows,
             "dreamer_minus_bc": dreamer_minus_bc,  # paired over the same evaluation seeds
             "dreamer_beat_bc": dreamer_minus_bc["mean"] > BEAT_Z * dreamer_minus_bc["stderr"],
+            "greedy_dreamer_minus_bc": greedy_minus_bc,
+            "dreamer_minus_behaviour": minus_behaviour,  # sampled and greedy, paired over the same seeds
             "imagination_ranking": ranking,  # does phase 3's imagination order random / BC / Dreamer as the game?
             "artefacts": {
                 "raw": str(p.raw), "store": str(p.store), "tokenizer": stages["tokenizer"]["outputs"]["checkpoint"],
@@ -613,7 +631,7 @@ def object_recall(metrics: dict) -> str:
     return f"object cell recall {recall}" if recall else ""
 
 
-COLOURS = ["tab:gray", "tab:olive", "tab:blue", "tab:green"]  # the rows of ROWS
+COLOURS = ["tab:gray", "tab:olive", "tab:blue", "tab:green", "lightsteelblue", "lightgreen"]  # the rows of ROWS
 
 
 def write_comparison(rows: dict[str, dict], path: Path, where: str) -> None:
@@ -624,15 +642,16 @@ def write_comparison(rows: dict[str, dict], path: Path, where: str) -> None:
     import matplotlib.pyplot as plt
 
     names = list(rows)
+    labels = [n.replace("_greedy", "\ngreedy") for n in names]
     crafter = all("crafter_score" in rows[n] for n in names)
-    fig, axes = plt.subplots(1, 2 if crafter else 1, figsize=(8 if crafter else 5, 4), squeeze=False)
+    fig, axes = plt.subplots(1, 2 if crafter else 1, figsize=(11 if crafter else 6.5, 4), squeeze=False)
     ax = axes[0][0]
-    ax.bar(names, [rows[n]["return_mean"] for n in names], yerr=[rows[n]["return_stderr"] for n in names],
+    ax.bar(labels, [rows[n]["return_mean"] for n in names], yerr=[rows[n]["return_stderr"] for n in names],
            capsize=6, color=COLOURS[:len(names)])
     ax.set_ylabel("mean return ± s.e.")
     ax.set_title(f"{where}: {rows[names[0]]['episodes']} episodes each, same seeds")
     if crafter:
-        axes[0][1].bar(names, [rows[n]["crafter_score"] for n in names], color=COLOURS[:len(names)])
+        axes[0][1].bar(labels, [rows[n]["crafter_score"] for n in names], color=COLOURS[:len(names)])
         axes[0][1].set_ylabel("Crafter score (%)")
     fig.tight_layout()
     try:

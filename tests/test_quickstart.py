@@ -27,7 +27,7 @@ from dreamer_model.checkpoint import list_checkpoints, load_checkpoint
 
 MINUTES = "0.5"  # the plan's floor: 6 collected episodes of <= 100 steps, 4 evaluation episodes per policy
 STAGES = ("collect", "ingest", "tokenizer", "tokenize", "phase1", "rollout", "phase2", "phase3",
-          "eval_behaviour", "eval_random", "eval_bc", "eval_dreamer")
+          "eval_behaviour", "eval_random", "eval_bc", "eval_dreamer", "eval_bc_greedy", "eval_dreamer_greedy")
 ENV = {**os.environ, "COLUMNS": "250", "NO_COLOR": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -54,7 +54,8 @@ def reused(output: str) -> set[str]:
     labels = {"collect": "collect", "ingest": "ingest", "tokenizer": "tokenizer", "tokenize": "tokenize",
               "phase1": "phase 1", "rollout": "rollout GIF", "phase2": "phase 2", "phase3": "phase 3",
               "eval_behaviour": "eval behaviour", "eval_random": "eval random", "eval_bc": "eval BC",
-              "eval_dreamer": "eval Dreamer"}
+              "eval_dreamer": "eval Dreamer", "eval_bc_greedy": "eval BC, greedy",
+              "eval_dreamer_greedy": "eval Dreamer, greedy"}
     lines = [line for line in output.splitlines() if line.startswith("↷ ")]
     return {stage for stage, label in labels.items()
             if any(line[2:].startswith(label + " ") and "reused" in line for line in lines)}
@@ -133,10 +134,10 @@ def test_summary_matches_the_evaluation_reports_and_the_artefacts(built):
         assert ckpt["step"] == stage["step"] >= 1 and stage["budget"] > 0
     assert all(torch.isfinite(v).all() for v in dreamer["model"].values() if v.is_floating_point())
 
-    # four evaluations on the same seeds; summary.json says what their reports say
+    # six evaluations on the same seeds (the agents sampling and greedy); summary.json says what their reports say
     seeds, returns_of = [], {}
     rows = (("behaviour", "noisy-scripted", None), ("random", "random", None), ("bc", "phase2", bc),
-            ("dreamer", "phase3", dreamer))
+            ("dreamer", "phase3", dreamer), ("bc_greedy", "phase2", bc), ("dreamer_greedy", "phase3", dreamer))
     for row, policy, ckpt in rows:
         entry = summary[row]
         report = json.loads(Path(entry["report"]).read_text())
@@ -148,11 +149,12 @@ def test_summary_matches_the_evaluation_reports_and_the_artefacts(built):
         assert all(e["length"] <= plan["max_steps"] for e in report["per_episode"])
         if ckpt is not None:
             assert report["checkpoint"] == ckpt["path"]
+            assert entry["greedy"] is report["greedy"] is row.endswith("_greedy")
         seeds.append([e["env_seed"] for e in report["per_episode"]])
         assert Image.open(entry["chart"]).size[0] > 100
         # the final table printed on stdout carries the same numbers
         assert f"{entry['return_mean']:.2f} ± {entry['return_stderr']:.2f}" in resumed.stdout
-    assert seeds[0] == seeds[1] == seeds[2] == seeds[3]
+    assert all(s == seeds[0] for s in seeds)
     # Dreamer − BC, paired over those seeds, and the one-line verdict
     diff = np.subtract(returns_of["dreamer"], returns_of["bc"])
     paired = summary["dreamer_minus_bc"]
@@ -162,6 +164,17 @@ def test_summary_matches_the_evaluation_reports_and_the_artefacts(built):
     verdict = "Dreamer beat BC" if summary["dreamer_beat_bc"] else "Dreamer did not beat BC"
     assert f"Dreamer − BC: {paired['mean']:+.2f} ± {paired['stderr']:.2f}" in resumed.stdout and verdict in resumed.stdout
     assert "crafter_score" not in summary["behaviour"]
+    # the greedy pair and the comparison with the behaviour policy, paired the same way
+    pairs = (("greedy_dreamer_minus_bc", "dreamer_greedy", "bc_greedy"),
+             ("dreamer_minus_behaviour/dreamer", "dreamer", "behaviour"),
+             ("dreamer_minus_behaviour/dreamer_greedy", "dreamer_greedy", "behaviour"))
+    for key, a, b in pairs:
+        entry = summary
+        for part in key.split("/"):
+            entry = entry[part]
+        diff = np.subtract(returns_of[a], returns_of[b])
+        assert math.isclose(entry["mean"], diff.mean(), abs_tol=1e-12)
+        assert f"{entry['mean']:+.2f} ± {entry['stderr']:.2f}" in resumed.stdout
     # phase 3's imagined returns of the same three policies, checked against the game's order
     ranking = summary["imagination_ranking"]
     phase3 = summary["stages"]["phase3"]["result"]
