@@ -2,7 +2,7 @@
 # Assemble BENCHMARKS.md from benchmarks/results/*.md (each written by its benchmark's author with the command).
 cd "$(dirname "$0")/.."
 # The sections, in this order.
-RESULTS="ingest cli_startup loaders collect lerobot store_safety ray video_frames swscale_threads tokenizer objects dynamics agent ladder quickstart anchor precision play"
+RESULTS="ingest cli_startup loaders collect lerobot store_safety ray video_frames swscale_threads tokenizer objects dynamics agent ladder quickstart anchor precision threads play"
 {
 cat <<'HDR'
 # Benchmarks
@@ -28,15 +28,17 @@ generation; target 3x), 1.4x / 1.3x / 1.6x on an H200 (both sides at 1.5 % MFU: 
 ~90 % of the real move once the tokenizer is trained on the world model's data (30-60 % with a tokenizer
 trained on scripted play only). The agent: on breakout from random + scripted data Dreamer beats BC beats
 random (+0.48 / +0.65 over BC, section F; greedy Dreamer = greedy BC there, below it in the older run E);
-no Crafter agent (no GPU). The 15-minute quickstart's tokenizer draws breakout's one-cell ball (held-out
-cell recall 0.95-0.99 at ~4,300 steps with focal weighting, 0.46-0.76 at the ~2,800 steps of two quickstarts at once;
-plain MSE 0.12-0.56). Its BC plays 3.61 / 2.23 / 1.10 on three seeds (Dreamer 3.85 / 1.62 / 0.97; random ~0.45),
-far below the data's player (10-14; target: BC at half of it). The ladder found four losses, fixed in turn:
+no Crafter agent (no GPU). The 15-minute quickstart, alone on the machine with each stage choosing its threads by timing
+(`train.threads: -1`: 1.17-1.42x the steps of one thread), makes ~4,000 tokenizer steps; its tokenizer draws
+breakout's one-cell ball in 55-81 % of held-out ball cells (0.95-0.99 at ~4,300 steps on an earlier, faster box;
+plain MSE 0.12-0.56). Its BC plays 4.03 / 3.75 / 3.77 on three seeds (Dreamer 3.56 / 4.11 / 3.93; random ~0.45),
+below half of the data's player (10-14; the target); greedy on 300 fresh episodes BC plays 10.27 / 8.43 / 6.38
+against that player's 10.94. The ladder found four losses, fixed in turn:
 phase 2's multi-token BC heads (greedy BC 1.23 → 5.36); MinAtar's display rule hiding the ball in every episode's
 first frame; an opening seen in one window of 250 (ladder run 7: the first ball caught in 89-98 % of greedy
 episodes instead of 55 %, BC 1.12 → 3.61 on seed 0); and the world model (ball in the right cell one step into
 imagination 3-28 %, target 95 %; the history mix, `dynamics.history_fraction`, gives 0.40 vs 0.09 at 2,000 steps).
-Dreamer beats BC on one seed of three, not beyond two standard errors. At `--minutes 60` (one seed), greedy BC
+Dreamer beats BC on no seed beyond two standard errors (imagination ranks random above BC). At `--minutes 60` (one seed), greedy BC
 and greedy Dreamer play 13.6 / 13.3 against the recording player's 10.9 on 300 fresh episodes (issue 20's
 60-minute target met greedily); sampled they play 4.8 / 4.6, and Dreamer does not beat BC.
 latent-MLP BC reaches 61-99 % of grid-MLP BC. Video-backed frames: 0.64x the source H.264's
@@ -45,7 +47,8 @@ bytes at 42 dB (target ≤ 1.5x: met); 16-frame windows at 360x640 from 2 loader
 against one every 100 (target 3x: missed there; the hand-over between processes bounds it on 2 cores). Ray: the same store as one machine, 26 ms of Ray per episode; scaling with workers not
 shown on this shared box. Speed levers (issue 19): bf16 autocast makes phase 1-2 steps 1.2x faster on this
 CPU but the world model's one-step error 26-49 % worse at equal steps, so it stays off on CPUs; compile pays
-from ~4-minute stages; the quickstart's steps per stage are not doubled. Play: the quickstart's world model
+from ~4-minute stages; threads chosen by timing give 1.21-1.43x on an idle 2-core machine and lose at most 4 % on a
+busy one; the quickstart's steps per stage are 1.17-1.42x, not doubled. Play: the quickstart's world model
 generates 90-100 frames/s per CPU core (MinAtar or Crafter; target 15: met), but its paddle follows the keys
 only weakly (13-33 % of the real move); on an H200 play is launch-bound (10-30 frames/s from 0.4M to 35M
 parameters, 7-12 at the paper's geometry, where the paper reports 21 on an H100): CUDA graphs are the lever.
