@@ -48,12 +48,10 @@ class Variant:
         began = time.perf_counter()
         for _ in range(steps):
             batch = next(self.batches)
-            if self.chooser is not None:
-                self.chooser.before_step()
-            stepped = time.perf_counter()
-            self.trainer.train_step(batch)
-            if self.chooser is not None:
-                self.chooser.after_step(time.perf_counter() - stepped)
+            if self.chooser is None:
+                self.trainer.train_step(batch)
+            else:
+                self.chooser.timed(lambda: self.trainer.train_step(batch))
                 self.counts[self.chooser.threads] += 1
             self.trainer.step += 1
         return (time.perf_counter() - began) / steps

@@ -586,7 +586,8 @@ class Quickstart:
             rows[row] = entry
         write_comparison(rows, p.comparison, self._where())
         dreamer_minus_bc = paired_difference(reports["dreamer"], reports["bc"], str(p.eval["dreamer"]))
-        greedy_minus_bc = paired_difference(reports["dreamer_greedy"], reports["bc_greedy"], str(p.eval["dreamer"]))
+        greedy_minus_bc = paired_difference(reports["dreamer_greedy"], reports["bc_greedy"],
+                                            str(p.eval["dreamer_greedy"]))
         # issue 20's longer target: does the agent improve on the player whose data taught it (either way of playing)?
         minus_behaviour = {row: paired_difference(reports[row], reports["behaviour"], str(p.eval[row]))
                            for row in ("dreamer", "dreamer_greedy")}

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import os
 import statistics
-from typing import Callable
+import time
+from typing import Callable, TypeVar
 
 import torch
 
@@ -29,6 +30,7 @@ ABANDON = 3.0  # a candidate this many times slower than the best so far is not 
 SLOWDOWN = 1.5  # the chosen count's recent steps this many times slower than probed: probe again
 PROBE_SHARE = 0.02  # probing (its extra cost over the chosen count) at most this share of the time between probes
 RECENT = 8  # steps in the running median compared with the probe
+T = TypeVar("T")
 
 
 def usable_cores() -> int:
@@ -50,7 +52,7 @@ def candidate_counts(cores: int) -> list[int]:
 
 class ThreadChooser:
     """Sets the thread count before each training step (``before_step``) from the step times it is told
-    (``after_step``); ``threads`` is the count the last step ran with."""
+    (``after_step``); ``timed`` does both around one step. ``threads`` is the count the last step ran with."""
 
     def __init__(self, cores: int | None = None, set_threads: Callable[[int], None] = torch.set_num_threads):
         self.candidates = candidate_counts(cores or usable_cores())
@@ -77,6 +79,14 @@ class ThreadChooser:
         self.queue = [(n, timed) for n in order for timed in (False, *([True] * TIMED))]
         self.samples, self.probe_seconds, self.recent = {}, 0.0, []
         self.probes += 1
+
+    def timed(self, step: Callable[[], T]) -> T:
+        """Run one training step at the count chosen for it, and learn from how long it took."""
+        self.before_step()
+        began = time.perf_counter()
+        result = step()
+        self.after_step(time.perf_counter() - began)
+        return result
 
     def before_step(self) -> None:
         threads = self.queue[0][0] if self.queue else self.chosen

@@ -363,10 +363,7 @@ class Trainer:
                     if chooser is None:
                         metrics = self.train_step(batch)
                     else:
-                        chooser.before_step()
-                        stepped = time.perf_counter()
-                        metrics = self.train_step(batch)
-                        chooser.after_step(time.perf_counter() - stepped)
+                        metrics = chooser.timed(lambda: self.train_step(batch))
                         metrics["threads"] = chooser.threads
                     self.step += 1
                     window_steps += 1
