@@ -10,14 +10,15 @@ paired by episode) in the store's game, frame size and palette:
     latent-MLP BC on the last k frames (k = the world model's window: what phase 2's policy can read) ·
     phase-2 BC (greedy, sampled) · Dreamer (phase 3; greedy, sampled) · uniform random
 
-with each rung's mean return ± s.e., its ratio to the rung above and the paired difference from it. The
-MLPs (two hidden layers of 256) learn the recorded action from one row of the store (the history rung: the
-latents of the last k rows, newest first, zeros before the episode's start), a fixed number of steps, greedy
-play. They train on phase 2's training episodes only (the store without the episodes its run held out), so
-every BC rung learns from the same data: on small stores one episode more or less moves an MLP's return by a
-third, and so does its training seed: each MLP rung is trained with ``--mlp-seeds`` seeds and its return per
-evaluation episode is the mean over them (the table lists each seed's mean return). Phase 2 and 3 are the
-single runs given. Nothing is selected, so the reported seeds choose nothing.
+and a second ladder for sampled play (grid-MLP and history-MLP BC sampling their softmax, then phase-2 BC and
+Dreamer sampled), with each rung's mean return ± s.e., its ratio to the rung above and the paired difference
+from it. The MLPs (two hidden layers of 256) learn the recorded action from one row of the store (the history
+rung: the latents of the last k rows, newest first, zeros before the episode's start), a fixed number of steps,
+greedy play (sampled in the second ladder). They train on phase 2's training episodes only (the store without
+the episodes its run held out), so every BC rung learns from the same data: on small stores one episode more or
+less moves an MLP's return by a third, and so does its training seed: each MLP rung is trained with
+``--mlp-seeds`` seeds and its return per evaluation episode is the mean over them (the table lists each seed's
+mean return). Phase 2 and 3 are the single runs given. Nothing is selected, so the reported seeds choose nothing.
 
 BC diagnostics (why would BC play below its own held-out accuracy?): the phase-2 policy played with its
 previous actions hidden from the world model (``has_action`` off), and offline on the store's last
@@ -41,7 +42,7 @@ import zarr
 from dreamer_model.checkpoint import load_agent, tokenizer_from_record, tokenizer_record
 from dreamer_model.stores import env_settings
 from dreamer_model.eval.envs import EnvSettings
-from dreamer_model.eval.policies import AgentPolicy, BehaviourPolicy, keep_rows
+from dreamer_model.eval.policies import AgentPolicy, BehaviourPolicy, draw, keep_rows
 from dreamer_model.eval.runner import evaluate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -52,14 +53,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 class MLPPolicy:
-    """Greedy MLP on one feature of the current step: the env's grid, the frame's pixels or its latents."""
+    """An MLP on one feature of the current step: the env's grid, the frame's pixels or its latents. Greedy, or
+    ``sampled`` from its softmax with one random stream per episode (its policy seed), as ``AgentPolicy`` samples."""
 
-    def __init__(self, name: str, net: torch.nn.Module, feature: str, tokenizer=None, history: int = 1):
+    def __init__(self, name: str, net: torch.nn.Module, feature: str, tokenizer=None, history: int = 1,
+                 sampled: bool = False):
         self.name, self.net, self.feature, self.tokenizer, self.history = name, net, feature, tokenizer, history
+        self.sampled = sampled
         self.envs: list = []
 
     def reset(self, envs: list, policy_seeds: list[int]) -> None:
         self.envs = envs
+        self.generators = [torch.Generator().manual_seed(int(seed)) for seed in policy_seeds]
         self.rows = torch.arange(len(envs))
         self.cache = self.tokenizer.encoder.init_cache() if self.tokenizer is not None else None
         self.recent_BKD: torch.Tensor | None = None  # latents of each episode's last k frames, newest first
@@ -89,7 +94,11 @@ class MLPPolicy:
     def act(self, frames_B: np.ndarray, alive_B: np.ndarray) -> np.ndarray:
         live = np.flatnonzero(alive_B)
         actions = np.zeros(len(frames_B), np.int64)
-        actions[live] = self.net(self._features(frames_B, live)).argmax(-1).numpy()
+        logits = self.net(self._features(frames_B, live))  # (b, actions)
+        if not self.sampled:
+            actions[live] = logits.argmax(-1).numpy()
+            return actions
+        actions[live] = draw(logits.softmax(-1), [self.generators[i] for i in live]).numpy()
         return actions
 
 
@@ -189,8 +198,17 @@ def main() -> None:
         ("Dreamer (phase 3), sampled", AgentPolicy(dreamer, tokenizer, task, seed=args.seed)),
         ("uniform random", BehaviourPolicy("random")),
     ]
+    # The same ladder for sampled play (how the quickstart's BC and Dreamer rows play): the MLPs sample their softmax.
+    sampled_rungs = [
+        ("behaviour (noisy-scripted)", None),
+        ("grid-MLP BC, sampled", [MLPPolicy("grid", net, "grid", sampled=True) for net in nets["grid"]]),
+        (f"latent-MLP BC, last {history} frames, sampled",
+         [MLPPolicy("history", net, "latents", tokenizer, history, sampled=True) for net in nets["history"]]),
+        ("phase-2 BC, sampled", None),
+        ("Dreamer (phase 3), sampled", None),
+    ]
     results, seed_means = {}, {}
-    for name, policy in rungs:
+    for name, policy in rungs + [(name, policy) for name, policy in sampled_rungs if policy is not None]:
         if isinstance(policy, list):  # an MLP rung: one policy per training seed, returns averaged per episode
             per_seed = [returns_of(settings, p, args.episodes, args.seed) for p in policy]
             results[name], seed_means[name] = np.mean(per_seed, axis=0), [r.mean() for r in per_seed]
@@ -222,6 +240,11 @@ def main() -> None:
              "|---|---|---|---|---|"]
     lines += [row(name, results[name], results[names[i - 1]] if i else None) for i, name in enumerate(names)]
     lines += [row("phase-2 BC, sampled, previous actions hidden", results_hidden, results["phase-2 BC, sampled"]), ""]
+    sampled = [name for name, _ in sampled_rungs]
+    lines += ["Sampled play, every BC rung sampling its policy (the behaviour samples its own 10 % noise):", "",
+              *lines[2:4]]
+    lines += [row(name, results[name], results[sampled[i - 1]] if i else None) for i, name in enumerate(sampled)]
+    lines += [""]
 
     episodes = manifest["episodes"][-args.offline_episodes:]
     offline = {True: {"early": [], "late": []}, False: {"early": [], "late": []}}

@@ -13,7 +13,7 @@ from dreamer_data.collect.minatar_env import minatar_environment
 from dreamer_model.configs import TokenizerConfig, TransformerConfig
 from dreamer_model.eval.envs import EnvSettings
 from dreamer_model.eval.evaluate import EvalOptions, Evaluation, run_eval
-from dreamer_model.eval.policies import BehaviourPolicy, keep_rows
+from dreamer_model.eval.policies import BehaviourPolicy, draw, keep_rows
 from dreamer_model.eval.runner import evaluate
 from dreamer_model.tokenizer import Tokenizer
 from test_agent_pipeline import cli, invoke, stage
@@ -126,6 +126,19 @@ def test_crafter_report_has_success_rates_score_chart_and_video(tmp_path):
         frames = list(container.decode(video=0))
     assert len(frames) == report["per_episode"][0]["length"] + 1  # every observation, the last one included
     assert any("Crafter score" in line for line in lines)
+
+
+def test_sampled_actions_follow_the_policy_and_each_episode_its_own_stream():
+    streams = lambda seeds: [torch.Generator().manual_seed(s) for s in seeds]  # noqa: E731
+    probs = torch.tensor([0.2, 0.3, 0.0, 0.5]).expand(4000, 4)
+    counts = torch.bincount(draw(probs, streams(range(4000))), minlength=4).float() / 4000
+    assert torch.allclose(counts, torch.tensor([0.2, 0.3, 0.0, 0.5]), atol=0.03)  # ~4 s.e.; action 2 never
+    certain = torch.tensor([[0.0, 1.0, 0.0, 0.0]]).expand(50, 4)
+    assert draw(certain, streams(range(50))).tolist() == [1] * 50
+    # An episode's action depends on its own stream only, not on which episodes share its batch.
+    alone = draw(probs[:1], streams([7]))
+    together = draw(probs[:3], streams([3, 7, 11]))
+    assert together[1] == alone[0]
 
 
 def test_dropping_finished_episodes_from_a_kv_cache_keeps_the_others_exact():

@@ -55,6 +55,14 @@ class BehaviourPolicy:
         return actions
 
 
+def draw(probs_BA: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+    """One action per row of probs (B, A) by inverse-CDF sampling, one uniform per row from that episode's own
+    stream: an episode's actions do not depend on which other episodes share its batch."""
+    u_B = torch.cat([torch.rand(1, generator=g) for g in generators])
+    cdf_BA = probs_BA.cumsum(-1)
+    return (u_B[:, None] > cdf_BA).sum(-1).clamp(max=cdf_BA.shape[-1] - 1).long()
+
+
 def keep_rows(cache: TimeCache, keep: torch.Tensor, tokens_per_step: int) -> None:
     """Drop finished episodes from a temporal K/V cache: keys (B·S, H, P, d) are batch-major."""
     for layer in range(len(cache.keys)):
@@ -123,10 +131,8 @@ class AgentPolicy:
         self.probs = dist.probs.cpu()  # (b, actions): the last step's π, for reports and tests
         if self.greedy:
             action = dist.mode().cpu().long()  # (b,)
-        else:  # inverse-CDF sampling, one uniform per episode from its own stream
-            u = torch.cat([torch.rand(1, generator=g) for g in generators])
-            cdf = self.probs.cumsum(-1)
-            action = (u[:, None] > cdf).sum(-1).clamp(max=cdf.shape[-1] - 1).long()
+        else:
+            action = draw(self.probs, generators)
         self.prev_action, self.has_prev = action, torch.ones(b, dtype=torch.bool)
         actions = np.zeros(len(frames_B), np.int64)
         actions[live] = action.numpy()
