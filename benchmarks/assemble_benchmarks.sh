@@ -31,14 +31,17 @@ random (+0.48 / +0.65 over BC, section F; greedy Dreamer = greedy BC there, belo
 no Crafter agent (no GPU). The 15-minute quickstart, alone on the machine with each stage choosing its threads by timing
 (`train.threads: -1`: 1.17-1.42x the steps of one thread), makes ~4,000 tokenizer steps; its tokenizer draws
 breakout's one-cell ball in 55-81 % of held-out ball cells (0.95-0.99 at ~4,300 steps on an earlier, faster box;
-plain MSE 0.12-0.56). Its BC plays 4.03 / 3.75 / 3.77 on three seeds (Dreamer 3.56 / 4.11 / 3.93; random ~0.45),
-below half of the data's player (10-14; the target); greedy on 300 fresh episodes BC plays 10.27 / 8.43 / 6.38
-against that player's 10.94. The ladder found four losses, fixed in turn:
+plain MSE 0.12-0.56). With phase 2 weighing BC 4x (`agent.bc_weight`; ladder run 8) its BC plays 4.83 / 3.50 / 4.02 on
+three seeds (Dreamer 4.87 / 3.21 / 4.02; random ~0.45); on 300 fresh episodes sampled BC plays 4.84 / 3.87 / 4.33,
+35-44 % of the data's player (10.94; target 50 %, where a grid MLP cloning the same data reaches 52-65 %), and
+greedy BC 11.18 / 8.21 / 13.60. The ladder found five losses, fixed in turn:
 phase 2's multi-token BC heads (greedy BC 1.23 → 5.36); MinAtar's display rule hiding the ball in every episode's
 first frame; an opening seen in one window of 250 (ladder run 7: the first ball caught in 89-98 % of greedy
 episodes instead of 55 %, BC 1.12 → 3.61 on seed 0); and the world model (ball in the right cell one step into
-imagination 3-28 %, target 95 %; the history mix, `dynamics.history_fraction`, gives 0.40 vs 0.09 at 2,000 steps).
-Dreamer beats BC on no seed beyond two standard errors (imagination ranks random above BC). At `--minutes 60` (one seed), greedy BC
+imagination 3-28 %, target 95 %; the history mix, `dynamics.history_fraction`, gives 0.40 vs 0.09 at 2,000 steps);
+and BC's small share of phase 2's clipped gradient (sampled BC +0.59 to +1.12 on three seeds). Dreamer beats BC
+beyond two standard errors on one seed, greedily (+1.06 ± 0.22), and on none sampled (imagination ranks random
+above BC: the under-trained world model imagines more reward when the paddle moves). At `--minutes 60` (one seed), greedy BC
 and greedy Dreamer play 13.6 / 13.3 against the recording player's 10.9 on 300 fresh episodes (issue 20's
 60-minute target met greedily); sampled they play 4.8 / 4.6, and Dreamer does not beat BC.
 latent-MLP BC reaches 61-99 % of grid-MLP BC. Video-backed frames: 0.64x the source H.264's
