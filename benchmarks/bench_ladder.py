@@ -229,7 +229,7 @@ def main() -> None:
         return (f"| {name} | {mean:.2f} ± {se:.2f} | {seeds} | {ratio} | "
                 f"{d.mean():+.2f} ± {d.std(ddof=1) / np.sqrt(len(d)):.2f} |")
 
-    names = list(results)
+    names = [name for name, _ in rungs]
     lines = [f"Store `{args.store}` ({manifest['totals']['episodes']} episodes, {manifest['totals']['frames']:,} "
              f"frames); {args.episodes} evaluation episodes per rung, seed {args.seed}, the same environments for "
              f"every rung; BC `{bc_state['path']}` (step {bc_state['step']}), Dreamer `{dreamer_state['path']}` "
